@@ -1,0 +1,196 @@
+"""The `crewline` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+app = typer.Typer(help="Crewline: field service and dispatch for utilities.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts.", no_args_is_help=True)
+import_app = typer.Typer(help="Bulk imports.", no_args_is_help=True)
+demo_app = typer.Typer(help="Demo data (Helsinki, © OpenStreetMap contributors, ODbL).",
+                       no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks; each prints one JSON object.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(import_app, name="import")
+app.add_typer(demo_app, name="demo")
+app.add_typer(bench_app, name="bench")
+err = Console(stderr=True)
+
+
+def progress_bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=err, transient=False)
+
+
+def _settings():
+    from server.settings import get_settings
+
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic ValidationError: show the reason, not a traceback
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
+          access_log: bool = typer.Option(True, help="log each request")) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    _settings()  # refuse to start on a bad configuration (e.g. default secret in production)
+    uvicorn.run("server.app:create_app", factory=True, host=host, port=port, workers=workers,
+                access_log=access_log, log_level="info")
+
+
+@app.command()
+def worker(concurrency: int = 4) -> None:
+    """Run background work: SLA clocks now; SMS, rounds later."""
+    import asyncio
+
+    from server.jobs import make_app
+
+    settings = _settings()
+    job_app = make_app(settings.libpq_url)
+
+    async def _run() -> None:
+        async with job_app.open_async():
+            await job_app.run_worker_async(concurrency=concurrency, install_signal_handlers=True)
+
+    asyncio.run(_run())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    from server.core import migrate
+
+    settings = _settings()
+    migrate.upgrade(settings.database_url, revision)
+    err.print(f"database at revision {migrate.current(settings.database_url)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    from server.core import migrate
+
+    typer.echo(migrate.current(_settings().database_url) or "(empty)")
+
+
+@users_app.command("create")
+def users_create(username: str, role: str = typer.Option(..., help="agent, dispatcher, "
+                                                          "technician, manager or admin"),
+                 full_name: str = "", language: str = "zh-CN",
+                 password_stdin: bool = typer.Option(False, help="read the password from stdin")
+                 ) -> None:
+    """Create a user (the first admin, for example)."""
+    from server.auth import service
+    from server.core.db import make_engine, make_sessionmaker, transaction
+    from server.core.errors import CrewlineError
+
+    settings = _settings()
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    engine = make_engine(settings, pool_size=1)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            user = service.create_user(session, username=username, password=password, role=role,
+                                       full_name=full_name, language=language)
+            err.print(f"created user [bold]{user.username}[/bold] ({user.role}), id {user.id}")
+    except CrewlineError as exc:
+        err.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+
+
+@import_app.command("customers")
+def import_customers(path: Path = typer.Argument(..., exists=True, dir_okay=False),
+                     skip_invalid: bool = typer.Option(
+                         False, help="import the good rows and report the bad ones (default: "
+                                     "import nothing if any row is bad)")) -> None:
+    """Import customers from a CSV file (account_no,name,phones,language,sms_consent,address,lon,lat)."""
+    from server.core.db import make_engine, make_sessionmaker
+    from server.core.errors import CrewlineError
+    from server.customers.importer import ImportMode, import_customers as run
+
+    settings = _settings()
+    mode = ImportMode.skip_invalid if skip_invalid else ImportMode.all_or_nothing
+    engine = make_engine(settings, pool_size=1)
+    data = path.read_bytes()
+    total = max(data.count(b"\n") - 1, 1)
+    try:
+        with make_sessionmaker(engine)() as session, progress_bar() as bar:
+            task = bar.add_task("importing customers", total=total)
+            report = run(session, data, mode=mode, region=settings.default_region,
+                         progress=lambda n: bar.update(task, completed=n))
+            if report.committed:
+                session.commit()
+            else:
+                session.rollback()
+    except CrewlineError as exc:
+        err.print(f"[red]{exc.field or 'file'}: {exc.message}[/red]")
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    for e in report.errors[:200]:
+        err.print(f"line {e.row}: {e.field or '-'}: {e.reason}")
+    if len(report.errors) > 200:
+        err.print(f"… and {len(report.errors) - 200} more")
+    typer.echo(json.dumps({"mode": report.mode.value, "rows": report.rows,
+                           "inserted": report.inserted, "updated": report.updated,
+                           "skipped": report.skipped, "committed": report.committed,
+                           "errors": len(report.errors)}))
+    raise typer.Exit(0 if report.committed else 1)
+
+
+@demo_app.command("load")
+def demo_load(pbf: Path = typer.Option(Path("var/data/Helsinki.osm.pbf"), exists=True),
+              limit: int = typer.Option(0, help="at most this many customers (0: all buildings)"),
+              seed: int = 42) -> None:
+    """Load the Helsinki demo: synthetic customers at real addressed buildings, demo users."""
+    from server.demo.loader import load_demo
+
+    load_demo(_settings(), pbf, limit=limit or None, seed=seed, progress=progress_bar)
+
+
+@bench_app.command("lookup")
+def bench_lookup(customers: int = 1_000_000, queries: int = 2000) -> None:
+    """Caller-ID lookup latency with N customers (p50/p99 ms; floor: the raw SQL)."""
+    from server.bench.lookup import run
+
+    typer.echo(json.dumps(run(_settings(), customers=customers, queries=queries,
+                              progress=progress_bar)))
+
+
+@bench_app.command("intake")
+def bench_intake(tickets: int = 5000, clients: int = 32, workers: int = 2) -> None:
+    """Tickets/s through the HTTP API with N clients; floor: raw INSERTs of the same rows."""
+    from server.bench.intake import run
+
+    typer.echo(json.dumps(run(_settings(), tickets=tickets, clients=clients, workers=workers,
+                              progress=progress_bar)))
+
+
+def _register_stack() -> None:
+    try:
+        from server.devstack.cli import stack_app
+    except ImportError:  # pragma: no cover
+        return
+    app.add_typer(stack_app, name="stack")
+
+
+_register_stack()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces of the server: errors, clock, database, logging."""

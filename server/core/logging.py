@@ -1,0 +1,47 @@
+"""Structured logging with phone numbers masked wherever they appear."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import structlog
+
+# +8613800138000, 138-0013-8000, (010) 1234 5678 …: seven or more digits with separators.
+_PHONE = re.compile(r"(?<![\w])(\+?\d[\d \-().]{5,}\d)(?![\w])")
+
+
+def mask_phone(text: str) -> str:
+    """Keep the last two digits of anything that looks like a phone number."""
+
+    def _mask(m: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", m.group(1))
+        if len(digits) < 7:
+            return m.group(1)
+        return ("+" if m.group(1).startswith("+") else "") + "*" * (len(digits) - 2) + digits[-2:]
+
+    return _PHONE.sub(_mask, text)
+
+
+def _mask_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key, value in list(event.items()):
+        if isinstance(value, str):
+            event[key] = mask_phone(value)
+    return event
+
+
+def configure_logging(level: str = "INFO", json: bool = False) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            _mask_processor,
+            structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            getattr(logging, level.upper(), logging.INFO)),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,1 @@
+"""Customers, their phone numbers and service points; caller-ID lookup; CSV import."""

@@ -1,0 +1,65 @@
+"""Customers and service points: the only place that writes their tables."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload
+
+from server.core.errors import Conflict, NotFound
+from server.customers import phones
+from server.customers.schemas import CustomerIn
+from server.models import Customer, CustomerPhone, ServicePoint
+
+_EAGER = (selectinload(Customer.phones), selectinload(Customer.service_points))
+
+
+def find_by_phone(session: Session, e164: str, limit: int = 20) -> list[Customer]:
+    ids = select(CustomerPhone.customer_id).where(CustomerPhone.e164 == e164).limit(limit)
+    return list(session.scalars(
+        select(Customer).where(Customer.id.in_(ids)).options(*_EAGER).order_by(Customer.id)))
+
+
+def get(session: Session, customer_id: int) -> Customer:
+    c = session.scalar(select(Customer).where(Customer.id == customer_id).options(*_EAGER))
+    if c is None:
+        raise NotFound(f"customer {customer_id} not found", field="customer_id")
+    return c
+
+
+def search(session: Session, *, account_no: str | None = None, name: str | None = None,
+           limit: int = 50) -> list[Customer]:
+    q = select(Customer).options(*_EAGER).order_by(Customer.id).limit(limit)
+    if account_no:
+        q = q.where(Customer.account_no == account_no)
+    if name:
+        q = q.where(Customer.name.ilike(f"%{name}%"))
+    return list(session.scalars(q))
+
+
+def create(session: Session, data: CustomerIn, region: str) -> Customer:
+    numbers = []
+    for i, raw in enumerate(data.phones):
+        e164 = phones.normalize(raw, region, field=f"phones[{i}]")
+        if e164 not in numbers:
+            numbers.append(e164)
+    customer = Customer(account_no=data.account_no, name=data.name,
+                        preferred_language=data.preferred_language, sms_consent=data.sms_consent)
+    customer.phones = [CustomerPhone(e164=n, kind=phones.kind(n)) for n in numbers]
+    customer.service_points = [ServicePoint(address=sp.address, geom=sp.location.to_wkb())
+                               for sp in data.service_points]
+    session.add(customer)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        raise Conflict(f"account {data.account_no!r} already exists", field="account_no",
+                       code="account_exists") from None
+    return customer
+
+
+def service_point(session: Session, service_point_id: int) -> ServicePoint:
+    sp = session.get(ServicePoint, service_point_id)
+    if sp is None:
+        raise NotFound(f"service point {service_point_id} not found", field="service_point_id")
+    return sp

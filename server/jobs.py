@@ -1,0 +1,33 @@
+"""The background job queue (procrastinate on PostgreSQL) and its worker's composition root."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import procrastinate
+
+from server.core.clock import Clock, SystemClock
+from server.core.db import make_engine, make_sessionmaker
+from server.settings import get_settings
+from server.tickets.tasks import blueprint as ticket_tasks
+
+
+def make_app(conninfo: str) -> procrastinate.App:
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
+    app.add_tasks_from(ticket_tasks, namespace="tickets")
+    return app
+
+
+class WorkerContext:
+    """What tasks need: a session factory and a clock (replaced in tests)."""
+
+    def __init__(self) -> None:
+        settings = get_settings()
+        self.settings = settings
+        self.sessionmaker = make_sessionmaker(make_engine(settings, pool_size=4))
+        self.clock: Clock = SystemClock()
+
+
+@lru_cache
+def context() -> WorkerContext:
+    return WorkerContext()

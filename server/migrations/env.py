@@ -1,0 +1,45 @@
+"""Alembic environment: the schema is changed only through these migrations."""
+
+from __future__ import annotations
+
+from alembic import context
+from geoalchemy2 import alembic_helpers
+from sqlalchemy import create_engine, pool
+
+from server.models import Base
+
+config = context.config
+url = config.get_main_option("sqlalchemy.url")
+
+
+def include_object(obj, name, type_, reflected, compare_to):
+    # procrastinate's and PostGIS/pgRouting's own tables are not ours to autogenerate
+    if type_ == "table" and reflected and compare_to is None:
+        return False
+    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
+
+
+def run_migrations_online() -> None:
+    connectable = config.attributes.get("connection")
+    if connectable is None:
+        engine = create_engine(url, poolclass=pool.NullPool)
+        with engine.connect() as connection:
+            _run(connection)
+    else:
+        _run(connectable)
+
+
+def _run(connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        include_object=include_object,
+        process_revision_directives=alembic_helpers.writer,
+        render_item=alembic_helpers.render_item,
+        transaction_per_migration=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+run_migrations_online()

@@ -1,0 +1,1 @@
+"""Tickets: intake, lifecycle, audit trail, duplicates, SLA clocks, callbacks."""

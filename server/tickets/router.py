@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.orm import Session
+
+from server.auth.deps import STAFF_DESK, current_principal, get_clock, get_session, require
+from server.auth.service import Principal
+from server.core.clock import Clock
+from server.core.schemas import PointIn
+from server.models import Role
+from server.tickets import service
+from server.tickets.lifecycle import Category, Status
+from server.tickets.schemas import (CallbackIn, LinkIn, TicketCreated, TicketIn, TicketOut,
+                                    TicketSummary, TransitionIn)
+
+router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
+# technicians act on tickets (accept, en route, …); their own job list arrives with dispatch
+ACTORS = (*STAFF_DESK, Role.technician)
+
+
+def policy(request: Request) -> service.Policy:
+    s = request.app.state.settings
+    return service.Policy(region=s.default_region, duplicate_radius_m=s.duplicate_radius_m,
+                          duplicate_window_hours=s.duplicate_window_hours,
+                          sla_warning_fraction=s.sla_warning_fraction)
+
+
+@router.post("", response_model=TicketCreated, status_code=201)
+def create_ticket(body: TicketIn, principal: Principal = Depends(require(*STAFF_DESK)),
+                  session: Session = Depends(get_session), clock: Clock = Depends(get_clock),
+                  pol: service.Policy = Depends(policy)) -> TicketCreated:
+    now = clock.now()
+    ticket, duplicates = service.create(session, body, principal, now, pol)
+    session.commit()
+    return TicketCreated(ticket=service.detail(session, ticket, now),
+                         possible_duplicates=[service.summary(t, d) for t, d in duplicates])
+
+
+@router.get("/duplicates", response_model=list[TicketSummary])
+def duplicates(category: Category, lon: float = Query(ge=-180, le=180),
+               lat: float = Query(ge=-90, le=90),
+               _: Principal = Depends(require(*STAFF_DESK)),
+               session: Session = Depends(get_session), clock: Clock = Depends(get_clock),
+               pol: service.Policy = Depends(policy)) -> list[TicketSummary]:
+    """Open tickets of the category near a point, before the agent logs a new one."""
+    point = PointIn(lon=lon, lat=lat).to_wkb()
+    return [service.summary(t, d) for t, d in service.find_duplicates(
+        session, category=category.value, location=point, now=clock.now(), policy=pol)]
+
+
+@router.get("", response_model=list[TicketSummary])
+def list_tickets(status: list[Status] | None = Query(None), category: Category | None = None,
+                 customer_id: int | None = Query(None, ge=1),
+                 before_id: int | None = Query(None, ge=1), limit: int = Query(50, ge=1, le=500),
+                 _: Principal = Depends(require(*STAFF_DESK)),
+                 session: Session = Depends(get_session)) -> list[TicketSummary]:
+    return [service.summary(t) for t in service.list_tickets(
+        session, status=status, category=category, customer_id=customer_id,
+        before_id=before_id, limit=limit)]
+
+
+@router.get("/{ticket_id}", response_model=TicketOut)
+def get_ticket(ticket_id: int, _: Principal = Depends(require(*STAFF_DESK)),
+               session: Session = Depends(get_session), clock: Clock = Depends(get_clock)):
+    return service.detail(session, service.get(session, ticket_id), clock.now())
+
+
+@router.post("/{ticket_id}/transitions", response_model=TicketOut)
+def transition(ticket_id: int, body: TransitionIn,
+               principal: Principal = Depends(require(*ACTORS)),
+               session: Session = Depends(get_session), clock: Clock = Depends(get_clock),
+               pol: service.Policy = Depends(policy)) -> TicketOut:
+    now = clock.now()
+    ticket = service.transition(session, ticket_id, body, principal, now, pol)
+    session.commit()
+    return service.detail(session, ticket, now)
+
+
+@router.post("/{ticket_id}/callback", response_model=TicketOut)
+def callback(ticket_id: int, body: CallbackIn,
+             principal: Principal = Depends(require(Role.agent, Role.manager)),
+             session: Session = Depends(get_session), clock: Clock = Depends(get_clock),
+             pol: service.Policy = Depends(policy)) -> TicketOut:
+    now = clock.now()
+    ticket = service.record_callback(session, ticket_id, body, principal, now, pol)
+    session.commit()
+    return service.detail(session, ticket, now)
+
+
+@router.post("/{ticket_id}/links", response_model=TicketOut)
+def link(ticket_id: int, body: LinkIn, principal: Principal = Depends(require(*STAFF_DESK)),
+         session: Session = Depends(get_session), clock: Clock = Depends(get_clock),
+         pol: service.Policy = Depends(policy)) -> TicketOut:
+    now = clock.now()
+    ticket = service.link_duplicate(session, ticket_id, body, principal, now, pol)
+    session.commit()
+    return service.detail(session, ticket, now)
+
+
+__all__ = ["router", "current_principal"]

@@ -1,0 +1,128 @@
+"""Fixtures for the server: app with a controllable clock, users of every role, clean tables."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+
+from server.core.clock import ManualClock
+from server.settings import Settings
+
+PASSWORD = "correct-horse-battery"
+ROLES = ("agent", "dispatcher", "technician", "manager", "admin")
+TABLES = ("ticket_sla_clocks", "ticket_links", "ticket_events", "tickets", "service_points",
+          "customer_phones", "customers", "users", "procrastinate_events",
+          "procrastinate_periodic_defers", "procrastinate_jobs")
+
+
+@pytest.fixture(scope="session")
+def settings(pg_url: str) -> Settings:
+    return Settings(env="test", database_url=pg_url, secret_key="test-secret-" + "x" * 40,
+                    _env_file=None)
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings):
+    eng = create_engine(settings.database_url)
+    with eng.begin() as conn:
+        policies = conn.execute(text("SELECT category, priority, assign_minutes, arrive_minutes, "
+                                     "resolve_minutes FROM sla_policies")).mappings().all()
+    eng.default_policies = [dict(p) for p in policies]  # type: ignore[attr-defined]
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture(autouse=True)
+def clean_db(request, engine) -> Iterator[None]:
+    """Each server test starts with empty tables and the default SLA policies."""
+    if "engine" not in request.fixturenames and "client" not in request.fixturenames:
+        yield
+        return
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        conn.execute(text("DELETE FROM sla_policies"))
+        conn.execute(text("INSERT INTO sla_policies (category, priority, assign_minutes, "
+                          "arrive_minutes, resolve_minutes) VALUES (:category, :priority, "
+                          ":assign_minutes, :arrive_minutes, :resolve_minutes)"),
+                     engine.default_policies)
+    yield
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def app(settings, clock):
+    from server.app import create_app
+
+    application = create_app(settings, clock=clock)
+    yield application
+    application.state.engine.dispose()
+
+
+@dataclass
+class Api:
+    """A logged-in HTTP client per role."""
+
+    client: TestClient
+    tokens: dict[str, str]
+    user_ids: dict[str, int]
+
+    def headers(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+    def get(self, role: str, url: str, **kw):
+        return self.client.get(url, headers=self.headers(role), **kw)
+
+    def post(self, role: str, url: str, **kw):
+        return self.client.post(url, headers=self.headers(role), **kw)
+
+    def put(self, role: str, url: str, **kw):
+        return self.client.put(url, headers=self.headers(role), **kw)
+
+    def patch(self, role: str, url: str, **kw):
+        return self.client.patch(url, headers=self.headers(role), **kw)
+
+
+@pytest.fixture
+def client(app) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def api(app, client) -> Api:
+    from server.auth import service
+    from server.core.db import transaction
+
+    ids = {}
+    with transaction(app.state.sessionmaker) as session:
+        for role in ROLES:
+            ids[role] = service.create_user(session, username=role, password=PASSWORD,
+                                            role=role).id
+    tokens = {}
+    for role in ROLES:
+        r = client.post("/api/v1/auth/token", data={"username": role, "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        tokens[role] = r.json()["access_token"]
+    return Api(client, tokens, ids)
+
+
+HELSINKI = {"lon": 24.9384, "lat": 60.1699}
+
+
+@pytest.fixture
+def customer(api) -> dict:
+    """A customer with a mobile, a landline and one service point in central Helsinki."""
+    r = api.post("manager", "/api/v1/customers", json={
+        "account_no": "W-100001", "name": "李明", "phones": ["138 0013 8000", "010-6552 9988"],
+        "preferred_language": "zh-CN", "sms_consent": True,
+        "service_points": [{"address": "Mannerheimintie 1, Helsinki", "location": HELSINKI}]})
+    assert r.status_code == 201, r.text
+    return r.json()
