@@ -52,13 +52,13 @@ demo: deps venv
 	$(STACK) up --var-dir $(VAR)
 	$(WITH_STACK_ENV) $(CREWLINE) db upgrade
 	@mkdir -p $(VAR)/log
-	@# progress goes to the terminal (stderr); the summary with the logins is kept for the end
-	$(WITH_STACK_ENV) $(CREWLINE) demo load --pbf $(PBF) >$(VAR)/log/demo-load.out
+	@# kept (unwrapped) so the logins can be shown again at the very end
+	$(WITH_STACK_ENV) COLUMNS=1000 $(CREWLINE) demo load --pbf $(PBF) 2>&1 \
+	  | tee $(VAR)/log/demo-load.out
 	$(STACK) up --var-dir $(VAR) --app --host $(HOST) --port $(PORT)
 	@echo
 	@echo "Crewline demo is running:  http://$(HOST):$(PORT)"
-	@echo "Demo logins (from crewline demo load):"
-	@sed 's/^/  /' $(VAR)/log/demo-load.out
+	@grep -i 'login' $(VAR)/log/demo-load.out || echo "Demo logins: see $(VAR)/log/demo-load.out"
 	@echo "Logs: $(VAR)/log/server.log, $(VAR)/log/worker.log.  Stop with: make stop"
 
 stop:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from rfid.apdu import TagSession, Transmit
 from rfid.errors import NfcUnavailableError, ReadTimeoutError, RfidError, TagError, TagRemovedError
@@ -60,7 +60,7 @@ def iso14443_4_atr(historical_bytes: bytes) -> bytes:
     """The ATR a PC/SC reader reports for an ISO 14443-4 card: ``3B 8n 80 01 <hist> TCK``."""
     hist = bytes(historical_bytes)[:15]
     body = bytes([0x8 << 4 | len(hist), 0x80, 0x01]) + hist
-    return b"\x3B" + body + bytes([_tck(body)])
+    return b"\x3b" + body + bytes([_tck(body)])
 
 
 def storage_card_atr(card_name: int, standard: int = 0x03) -> bytes:
@@ -71,7 +71,7 @@ def storage_card_atr(card_name: int, standard: int = 0x03) -> bytes:
         + card_name.to_bytes(2, "big")
         + bytes(4)
     )
-    return b"\x3B" + body + bytes([_tck(body)])
+    return b"\x3b" + body + bytes([_tck(body)])
 
 
 def _to_bytes(value: Any) -> bytes:
@@ -98,13 +98,13 @@ class _Technology:
         try:
             tech.setTimeout(timeout_ms)
             tech.connect()
-        except Exception as exc:  # noqa: BLE001 - Java exceptions arrive as JavaException
+        except Exception as exc:
             raise _java_error(exc, "connect") from exc
 
     def transceive(self, data: bytes) -> bytes:
         try:
             return _to_bytes(self._tech.transceive(data))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _java_error(exc, f"transceive {data[:4].hex().upper()}") from exc
 
     def close(self) -> None:
@@ -130,7 +130,7 @@ def _nfc_a_transmit(tech: _Technology, uid: bytes) -> Transmit:
     def transmit(apdu: bytes) -> tuple[bytes, int, int]:
         if apdu == _GET_UID:
             return uid, *_SW_OK
-        if len(apdu) == 5 and apdu[:3] == b"\xFF\xB0\x00" and 1 <= apdu[4] <= 16:
+        if len(apdu) == 5 and apdu[:3] == b"\xff\xb0\x00" and 1 <= apdu[4] <= 16:
             response = tech.transceive(bytes([0x30, apdu[3]]))
             if len(response) != 16:  # a 4-bit NAK, or nothing usable
                 return b"", *_SW_FAILED
@@ -165,7 +165,9 @@ def read_android_tag(
     else:
         a = nfc_a.get(tag)
         if a is None:
-            return TagReading.build(uid=uid, tag_type=TagType.UNKNOWN, reader=reader, read_at=clock())
+            return TagReading.build(
+                uid=uid, tag_type=TagType.UNKNOWN, reader=reader, read_at=clock()
+            )
         sak = int(a.getSak())
         if sak == 0x00:
             atr, tag_type = storage_card_atr(0x0003), TagType.TYPE2
@@ -174,7 +176,9 @@ def read_android_tag(
         else:
             atr, tag_type = b"", TagType.UNKNOWN
         if tag_type is not TagType.TYPE2:
-            return TagReading.build(uid=uid, tag_type=tag_type, reader=reader, read_at=clock(), atr=atr)
+            return TagReading.build(
+                uid=uid, tag_type=tag_type, reader=reader, read_at=clock(), atr=atr
+            )
         tech = _Technology(a, timeout_ms)
         make_transmit = _nfc_a_transmit
     try:
@@ -200,21 +204,23 @@ class AndroidNfcBridge:
 def jnius_bridge() -> AndroidNfcBridge:
     """Build the bridge from pyjnius and python-for-android; raises off Android."""
     try:
-        import jnius
-        from android.runnable import run_on_ui_thread  # python-for-android
+        import jnius  # type: ignore[import-not-found]
+        from android.runnable import (  # type: ignore[import-not-found]  # python-for-android
+            run_on_ui_thread,
+        )
     except ImportError as exc:
         raise NfcUnavailableError("Android NFC needs pyjnius on an Android device") from exc
 
-    class ReaderCallback(jnius.PythonJavaClass):  # type: ignore[misc, name-defined]
-        __javainterfaces__ = ["android/nfc/NfcAdapter$ReaderCallback"]
+    class ReaderCallback(jnius.PythonJavaClass):  # type: ignore[misc]
+        __javainterfaces__: ClassVar[list[str]] = ["android/nfc/NfcAdapter$ReaderCallback"]
         __javacontext__ = "app"
 
         def __init__(self, handler: Callable[[Any], None]) -> None:
             super().__init__()
             self._handler = handler
 
-        @jnius.java_method("(Landroid/nfc/Tag;)V")
-        def onTagDiscovered(self, tag: Any) -> None:  # noqa: N802 - Java interface name
+        @jnius.java_method("(Landroid/nfc/Tag;)V")  # type: ignore[untyped-decorator]
+        def onTagDiscovered(self, tag: Any) -> None:
             self._handler(tag)
 
     bundle = jnius.autoclass("android.os.Bundle")

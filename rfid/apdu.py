@@ -85,7 +85,9 @@ class CapabilityContainer:
         cc_len = int.from_bytes(data[0:2], "big")
         version = data[2]
         if cc_len < 15 or version >> 4 not in (2, 3):
-            raise NdefError(f"unsupported capability container (CCLEN {cc_len}, version {version:#x})")
+            raise NdefError(
+                f"unsupported capability container (CCLEN {cc_len}, version {version:#x})"
+            )
         if data[7] != 0x04 or data[8] != 0x06:
             raise NdefError("capability container has no NDEF File Control TLV")
         cc = cls(
@@ -126,9 +128,7 @@ class TagSession:
         if (sw1, sw2) != (0x90, 0x00):
             raise ApduStatusError(name, int(sw1), int(sw2))
         if length is not None and len(data) != length:
-            raise MalformedResponseError(
-                f"{name}: expected {length} bytes, got {len(data)}"
-            )
+            raise MalformedResponseError(f"{name}: expected {length} bytes, got {len(data)}")
         return data
 
     def read_uid(self) -> str:
@@ -253,5 +253,10 @@ class TagSession:
         uid = self.read_uid()
         message = self.read_ndef(tag_type)
         return TagReading.build(
-            uid=uid, tag_type=tag_type, reader=reader, read_at=clock(), atr=atr, ndef_message=message
+            uid=uid,
+            tag_type=tag_type,
+            reader=reader,
+            read_at=clock(),
+            atr=atr,
+            ndef_message=message,
         )

@@ -97,12 +97,6 @@ class NdefError(TagError):
     code = "ndef_invalid"
 
 
-class UnsupportedTagError(TagError):
-    """The tag is of a kind this library cannot read."""
-
-    code = "unsupported_tag"
-
-
 # --- keyboard wedge ------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
-import ndef
+import ndef  # type: ignore[import-untyped]
 
 from rfid.errors import MalformedResponseError, NdefError, SunFormatError
 from rfid.sun import SunParams, extract_sun_params
@@ -81,7 +81,7 @@ def parse_ndef_message(data: bytes) -> tuple[ndef.Record, ...]:
 def _first_sun(records: tuple[ndef.Record, ...]) -> SunParams | None:
     for record in records:
         if isinstance(record, ndef.UriRecord):
-            params = extract_sun_params(record.uri)
+            params = extract_sun_params(record.iri)
             if params is not None:
                 return params
     return None
@@ -140,7 +140,7 @@ class TagReading:
     @property
     def uris(self) -> tuple[str, ...]:
         """The URIs of the NDEF URI records, in order."""
-        return tuple(r.uri for r in self.ndef_records if isinstance(r, ndef.UriRecord))
+        return tuple(r.iri for r in self.ndef_records if isinstance(r, ndef.UriRecord))
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form for the wire (hex for bytes, ISO 8601 for time)."""

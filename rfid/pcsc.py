@@ -13,8 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from types import ModuleType
-from typing import Any
+from typing import Any, Self
 
 from rfid.apdu import TagSession
 from rfid.errors import (
@@ -79,9 +78,9 @@ _TAG_GONE = {
 _POLL_MS = 250  # GetStatusChange slice, so waits stay interruptible and honour deadlines
 
 
-def _load_scard() -> ModuleType:
+def _load_scard() -> Any:
     try:
-        from smartcard import scard
+        from smartcard import scard  # type: ignore[import-untyped]
     except ImportError as exc:  # pyscard or libpcsclite missing
         raise PcscUnavailableError(
             "PC/SC support needs pyscard (pip install 'crewline[readers]') and libpcsclite"
@@ -89,9 +88,14 @@ def _load_scard() -> ModuleType:
     return scard
 
 
+def _code(result: int) -> int:
+    """PC/SC result codes arrive signed or unsigned depending on the platform."""
+    return result & 0xFFFFFFFF
+
+
 def error_for_result(result: int, action: str, scard: Any | None = None) -> RfidError:
     """Translate a PC/SC result code into the matching :mod:`rfid.errors` exception."""
-    code = result & 0xFFFFFFFF
+    code = _code(result)
     detail = ""
     if scard is not None:
         try:
@@ -122,10 +126,11 @@ class _Context:
     def __init__(self, scard: Any) -> None:
         self.scard = scard
         result, self.handle = scard.SCardEstablishContext(SCARD_SCOPE_USER)
+        result = _code(result)
         if result != SCARD_S_SUCCESS:
             raise error_for_result(result, "connecting to pcscd", scard)
 
-    def __enter__(self) -> _Context:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -138,6 +143,7 @@ class _Context:
 
     def readers(self) -> list[str]:
         result, names = self.scard.SCardListReaders(self.handle, [])
+        result = _code(result)
         if result == SCARD_E_NO_READERS_AVAILABLE or (result == SCARD_S_SUCCESS and not names):
             raise NoReaderError("no PC/SC reader is connected")
         if result != SCARD_S_SUCCESS:
@@ -147,6 +153,7 @@ class _Context:
     def status_change(self, reader: str, state: int, timeout_ms: int) -> int | None:
         """Wait for a change from ``state``; return the new event state, None on timeout."""
         result, states = self.scard.SCardGetStatusChange(self.handle, timeout_ms, [(reader, state)])
+        result = _code(result)
         if result == SCARD_E_TIMEOUT:
             return None
         if result != SCARD_S_SUCCESS:
@@ -242,18 +249,18 @@ class PcscReader:
         result, card, protocol = scard.SCardConnect(
             ctx.handle, reader, SCARD_SHARE_SHARED, SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1
         )
-        if result != SCARD_S_SUCCESS:
+        if _code(result) != SCARD_S_SUCCESS:
             raise error_for_result(result, f"connecting to the tag on {reader!r}", scard)
         pci = scard.SCARD_PCI_T0 if protocol == SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
-        in_transaction = scard.SCardBeginTransaction(card) == SCARD_S_SUCCESS
+        in_transaction = _code(scard.SCardBeginTransaction(card)) == SCARD_S_SUCCESS
         try:
             result, _name, _state, _proto, atr = scard.SCardStatus(card)
-            if result != SCARD_S_SUCCESS:
+            if _code(result) != SCARD_S_SUCCESS:
                 raise error_for_result(result, "reading the ATR", scard)
 
             def transmit(apdu: bytes) -> tuple[bytes, int, int]:
                 result, response = scard.SCardTransmit(card, pci, list(apdu))
-                if result != SCARD_S_SUCCESS:
+                if _code(result) != SCARD_S_SUCCESS:
                     raise error_for_result(result, f"sending {apdu[:4].hex().upper()}", scard)
                 if not response:
                     raise TagRemovedError("the tag did not answer (removed from the field?)")
@@ -327,7 +334,7 @@ class TagWatch:
             ctx.scard.SCardCancel(ctx.handle)  # wakes a blocked GetStatusChange at once
         self._thread.join(timeout)
 
-    def __enter__(self) -> TagWatch:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

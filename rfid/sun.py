@@ -16,7 +16,7 @@ import hmac
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.cmac import CMAC
@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.cmac import CMAC
 from rfid.errors import KeyConfigurationError, SunAuthenticationError, SunFormatError
 
 __all__ = [
-    "KeyRing",
     "PICC_DATA_TAG",
+    "KeyRing",
     "SunParams",
     "SunVerification",
     "aes_cmac",
@@ -386,7 +386,9 @@ def compute_sdm_mac(file_read_key: bytes, uid: bytes, counter: int, mac_input: b
     return full[1::2]
 
 
-def decrypt_file_data(file_read_key: bytes, uid: bytes, counter: int, enc_file_data: bytes) -> bytes:
+def decrypt_file_data(
+    file_read_key: bytes, uid: bytes, counter: int, enc_file_data: bytes
+) -> bytes:
     """Decrypt SDMENCFileData: AES-CBC under the session ENC key, IV = E(key, ctr || 0^13)."""
     if not enc_file_data or len(enc_file_data) % 16:
         raise SunFormatError("encrypted file data must be a non-empty multiple of 16 bytes")
@@ -417,7 +419,9 @@ def verify_sun(
     else:
         raise SunFormatError("SUN message has neither PICCData nor uid/ctr")
     key = file_read_key(uid) if callable(file_read_key) else file_read_key
-    expected = compute_sdm_mac(key, uid, counter, params.mac_input if mac_input is None else mac_input)
+    expected = compute_sdm_mac(
+        key, uid, counter, params.mac_input if mac_input is None else mac_input
+    )
     if not hmac.compare_digest(expected, params.cmac):
         raise SunAuthenticationError("SDMMAC does not match")
     file_data = None
@@ -446,7 +450,7 @@ def verify_sun_with_keyring(
             result = verify_sun(
                 params,
                 meta_read_key=keyring.meta_read_key(version),
-                file_read_key=lambda uid, v=version: keyring.file_read_key(uid, v),
+                file_read_key=partial(keyring.file_read_key, version=version),
                 mac_input=mac_input,
             )
         except SunAuthenticationError:

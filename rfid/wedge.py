@@ -91,7 +91,9 @@ def parse_wedge_line(
     elif base is NumberBase.AUTO and len(text) in _HEX_DIGIT_WIDTHS:
         is_hex = True
 
-    raw = bytes.fromhex(text.zfill(len(text) + len(text) % 2)) if is_hex else _decimal_to_bytes(text)
+    raw = (
+        bytes.fromhex(text.zfill(len(text) + len(text) % 2)) if is_hex else _decimal_to_bytes(text)
+    )
     if len(raw) not in _UID_LENGTHS:
         raise WedgeInputError(f"UID must be 4, 7 or 10 bytes, got {len(raw)}: {line!r}")
     if byte_order is ByteOrder.REVERSED or (

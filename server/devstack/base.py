@@ -31,7 +31,7 @@ def port_is_free(port: int) -> bool:
 
 def preferred_port(port: int) -> int:
     """``port`` when it is free, else any free port: the demo keeps stable ports when it can."""
-    return port if port_is_free(port) else free_port()
+    return port if port and port_is_free(port) else free_port()
 
 
 def service_account(name: str) -> pwd.struct_passwd | None:

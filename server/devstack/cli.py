@@ -41,6 +41,14 @@ console = Console()
 VarDir = typer.Option(Path("var"), "--var-dir", help="Where the stack keeps its state.")
 
 
+def _short(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it (shorter in tables)."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _fail(exc: Exception) -> typer.Exit:
     console.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
     return typer.Exit(1)
@@ -65,8 +73,9 @@ def _stack_env(var_dir: Path, pg: PostgresCluster, broker: MosquittoBroker) -> d
         "CREWLINE_SECRET_KEY": values.get("CREWLINE_SECRET_KEY") or secrets.token_urlsafe(48),
         "CREWLINE_SMS_PROVIDER": values.get("CREWLINE_SMS_PROVIDER", "log"),
     })
-    write_env_file(path, values, header="Crewline demo stack (crewline stack up). Secrets: keep "
-                                        "private.\nRe-runs keep CREWLINE_SECRET_KEY and extra keys.")
+    write_env_file(path, values, header=(
+        "Crewline demo stack (crewline stack up). Secrets: keep private.\n"
+        "Re-runs keep CREWLINE_SECRET_KEY and extra keys."))
     return values
 
 
@@ -169,9 +178,9 @@ def down(var_dir: Path = VarDir) -> None:
 def status(var_dir: Path = VarDir) -> None:
     """Show what runs, where it listens and where it logs."""
     var_dir = var_dir.resolve()
-    table = Table(title=f"Crewline stack in {var_dir}")
-    for col in ("component", "state", "address", "logs / data"):
-        table.add_column(col)
+    table = Table(title=f"Crewline stack in {_short(var_dir)}")
+    for col in ("component", "state", "address", "log"):
+        table.add_column(col, no_wrap=col != "address")
 
     def state(running: bool, pid: int | None = None) -> str:
         if running:
@@ -183,7 +192,7 @@ def status(var_dir: Path = VarDir) -> None:
         pg = PostgresCluster(var_dir / "pg")
         table.add_row("postgresql", state(pg.is_running()),
                       f"127.0.0.1:{pg_state['PORT']} db {DATABASE}",
-                      str(var_dir / "pg" / "postgres.log"))
+                      _short(var_dir / "pg" / "postgres.log"))
     else:
         table.add_row("postgresql", "[dim]not created[/dim]", "", "")
     mq_state = read_env_file(var_dir / "mqtt" / "broker.env")
@@ -191,7 +200,7 @@ def status(var_dir: Path = VarDir) -> None:
         broker = MosquittoBroker(var_dir / "mqtt")
         table.add_row("mosquitto", state(broker.is_running(), broker.pid()),
                       f"127.0.0.1:{mq_state['PORT']} user {mq_state['SERVER_USER']}",
-                      str(broker.log_file))
+                      _short(broker.log_file))
     else:
         table.add_row("mosquitto", "[dim]not created[/dim]", "", "")
     url_file = var_dir / "run" / "server.url"
@@ -200,7 +209,7 @@ def status(var_dir: Path = VarDir) -> None:
         if proc.name == "server" and proc.is_running() and url_file.exists():
             address = url_file.read_text().strip()
         table.add_row(proc.name, state(proc.is_running(), proc.pid()), address,
-                      str(proc.log_file))
+                      _short(proc.log_file))
     console.print(table)
 
 

@@ -52,7 +52,8 @@ _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 def find_mosquitto() -> tuple[Path, Path]:
     """Paths of ``mosquitto`` and ``mosquitto_passwd`` (Debian puts the broker in /usr/sbin)."""
-    broker = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+    broker = (shutil.which("mosquitto")
+              or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin"))
     passwd = shutil.which("mosquitto_passwd")
     if not broker or not passwd:
         raise DevstackError("Mosquitto 2 not found. Install it with:\n" + INSTALL_HINT)
@@ -224,7 +225,8 @@ class MosquittoBroker:
                 p.chmod(0o600)
 
     def _passwd(self, *args: str) -> None:
-        proc = subprocess.run([str(self.passwd_bin), *args], capture_output=True, text=True)
+        proc = subprocess.run([str(self.passwd_bin), *args], capture_output=True, text=True,
+                              check=False)
         if proc.returncode != 0:
             raise DevstackError(f"mosquitto_passwd failed: {proc.stdout}{proc.stderr}")
 
@@ -298,7 +300,7 @@ class MosquittoBroker:
         if not self.is_running():
             self.pid_file.unlink(missing_ok=True)
             proc = subprocess.run([str(self.broker_bin), "-c", str(self.conf), "-d"],
-                                  capture_output=True, text=True)
+                                  capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 raise DevstackError(
                     f"mosquitto failed to start:\n{proc.stdout}{proc.stderr}{self._log_tail()}")

@@ -67,7 +67,7 @@ class PostgresCluster:
         return list(args)
 
     def _run(self, *args: str, **kw) -> subprocess.CompletedProcess:
-        proc = subprocess.run(self._cmd(*args), capture_output=True, text=True, **kw)
+        proc = subprocess.run(self._cmd(*args), capture_output=True, text=True, check=False, **kw)
         if proc.returncode != 0:
             raise DevstackError(f"{' '.join(args[:2])} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
@@ -127,7 +127,7 @@ class PostgresCluster:
         if not (self.data / "postmaster.pid").exists():
             return False
         proc = subprocess.run(self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.data), "status"),
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         return proc.returncode == 0
 
     def start(self) -> str:

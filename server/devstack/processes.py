@@ -31,6 +31,11 @@ class BackgroundProcess:
 
     def pid(self) -> int | None:
         """The pid from the pid file if that process still runs and is the one we started."""
+        popen = getattr(self, "_popen", None)
+        if popen is not None:
+            # Started by this Python process: between fork and exec /proc/<pid>/environ still
+            # shows our own environment, so the handle is the only reliable answer.
+            return popen.pid if popen.poll() is None else None
         try:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
@@ -62,7 +67,7 @@ class BackgroundProcess:
                                     stderr=subprocess.STDOUT, start_new_session=True,
                                     close_fds=True)
         self.pid_file.write_text(f"{proc.pid}\n")
-        self._popen = proc  # reaped by stop() when stopped by the same Python process
+        self._popen: subprocess.Popen | None = proc
         return proc.pid
 
     def stop(self, timeout: float = 20) -> bool:
@@ -73,19 +78,13 @@ class BackgroundProcess:
             return False
         self._signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while self._alive(pid):
+        while self.pid() is not None:
             if time.monotonic() > deadline:
                 self._signal_group(pid, signal.SIGKILL)
                 deadline = time.monotonic() + 5
             time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True
-
-    def _alive(self, pid: int) -> bool:
-        popen = getattr(self, "_popen", None)
-        if popen is not None and popen.pid == pid:
-            return popen.poll() is None
-        return self.pid() is not None
 
     @staticmethod
     def _signal_group(pid: int, sig: signal.Signals) -> None:

@@ -14,8 +14,10 @@ from server.settings import Settings
 
 PASSWORD = "correct-horse-battery"
 ROLES = ("agent", "dispatcher", "technician", "manager", "admin")
+# users are created once per session (argon2 hashing is deliberately slow); everything else is
+# emptied before each test
 TABLES = ("ticket_sla_clocks", "ticket_links", "ticket_events", "tickets", "service_points",
-          "customer_phones", "customers", "users", "procrastinate_events",
+          "customer_phones", "customers", "procrastinate_events",
           "procrastinate_periodic_defers", "procrastinate_jobs")
 
 
@@ -96,22 +98,33 @@ def client(app) -> Iterator[TestClient]:
         yield c
 
 
-@pytest.fixture
-def api(app, client) -> Api:
-    from server.auth import service
-    from server.core.db import transaction
+@pytest.fixture(scope="session")
+def users(settings, engine) -> dict[str, int]:
+    """One user per role, named after the role, password PASSWORD."""
+    from sqlalchemy.orm import Session
 
-    ids = {}
-    with transaction(app.state.sessionmaker) as session:
-        for role in ROLES:
-            ids[role] = service.create_user(session, username=role, password=PASSWORD,
-                                            role=role).id
-    tokens = {}
-    for role in ROLES:
-        r = client.post("/api/v1/auth/token", data={"username": role, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        tokens[role] = r.json()["access_token"]
-    return Api(client, tokens, ids)
+    from server.auth import service
+
+    with Session(engine) as session:
+        ids = {role: service.create_user(session, username=role, password=PASSWORD,
+                                         role=role).id for role in ROLES}
+        session.commit()
+    return ids
+
+
+@pytest.fixture
+def api(app, client, users, clock, settings) -> Api:
+    from server.auth.service import issue_token
+    from server.models import User
+
+    with app.state.sessionmaker() as session:
+        tokens = {role: issue_token(session.get(User, uid), settings.secret_key.get_secret_value(),
+                                    settings.access_token_minutes, clock.now())
+                  for role, uid in users.items()}
+        for uid in users.values():  # undo anything a previous test did to them
+            session.get(User, uid).is_active = True
+        session.commit()
+    return Api(client, tokens, dict(users))
 
 
 HELSINKI = {"lon": 24.9384, "lat": 60.1699}

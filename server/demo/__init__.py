@@ -1,0 +1,1 @@
+"""The Helsinki demo: real addresses (© OpenStreetMap contributors, ODbL), synthetic people."""
