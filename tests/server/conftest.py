@@ -75,6 +75,11 @@ class Api:
     client: TestClient
     tokens: dict[str, str]
     user_ids: dict[str, int]
+    renew: object = None
+
+    def renew_tokens(self) -> None:
+        """Log everyone in again (after moving the clock past the token lifetime)."""
+        self.tokens = self.renew()
 
     def headers(self, role: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"}
@@ -117,14 +122,18 @@ def api(app, client, users, clock, settings) -> Api:
     from server.auth.service import issue_token
     from server.models import User
 
+    def tokens() -> dict[str, str]:
+        with app.state.sessionmaker() as session:
+            return {role: issue_token(session.get(User, uid),
+                                      settings.secret_key.get_secret_value(),
+                                      settings.access_token_minutes, clock.now())
+                    for role, uid in users.items()}
+
     with app.state.sessionmaker() as session:
-        tokens = {role: issue_token(session.get(User, uid), settings.secret_key.get_secret_value(),
-                                    settings.access_token_minutes, clock.now())
-                  for role, uid in users.items()}
         for uid in users.values():  # undo anything a previous test did to them
             session.get(User, uid).is_active = True
         session.commit()
-    return Api(client, tokens, dict(users))
+    return Api(client, tokens(), dict(users), tokens)
 
 
 HELSINKI = {"lon": 24.9384, "lat": 60.1699}
