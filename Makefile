@@ -5,7 +5,8 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV ?= .venv
-EXTRAS ?= dev
+# readers: pyscard for the PC/SC tests (compiled against libpcsclite-dev, see os-packages-rfid.txt)
+EXTRAS ?= dev,readers
 VAR ?= var
 HOST ?= 127.0.0.1
 PORT ?= 8080

@@ -12,12 +12,15 @@ import structlog
 _PHONE = re.compile(r"(?<![\w])(\+?\d[\d \-().]{5,}\d)(?![\w])")
 
 
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def mask_phone(text: str) -> str:
     """Keep the last two digits of anything that looks like a phone number."""
 
     def _mask(m: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", m.group(1))
-        if len(digits) < 7:
+        if len(digits) < 7 or _DATE.fullmatch(m.group(1).strip()):
             return m.group(1)
         return ("+" if m.group(1).startswith("+") else "") + "*" * (len(digits) - 2) + digits[-2:]
 
@@ -26,7 +29,7 @@ def mask_phone(text: str) -> str:
 
 def _mask_processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(event.items()):
-        if isinstance(value, str):
+        if isinstance(value, str) and key != "timestamp":
             event[key] = mask_phone(value)
     return event
 

@@ -6,6 +6,15 @@ from alembic import command
 from alembic.config import Config
 
 
+def include_object(obj, name, type_, reflected, compare_to):
+    """What autogenerate compares: our tables only, not procrastinate's, PostGIS's or pgRouting's."""
+    from geoalchemy2 import alembic_helpers
+
+    if type_ == "table" and reflected and compare_to is None:
+        return False
+    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
+
+
 def alembic_config(database_url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", "server:migrations")

@@ -10,7 +10,6 @@ from server.customers import importer, phones, service
 from server.customers.schemas import CustomerIn, CustomerOut, ImportReportOut, RowErrorOut
 from server.core.errors import InvalidInput
 from server.models import Role
-from server.tickets import service as tickets
 from server.tickets.schemas import TicketSummary
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
@@ -34,12 +33,12 @@ def lookup(request: Request, phone: str = Query(..., max_length=40, description=
            session: Session = Depends(get_session)) -> LookupOut:
     """Caller-ID: who is calling, where they are served, and what is already open for them."""
     e164 = phones.normalize(phone, request.app.state.settings.default_region, field="phone")
-    found = service.find_by_phone(session, e164)
-    open_by_customer = tickets.open_for_customers(session, [c.id for c in found])
-    return LookupOut(query=phone, normalized=e164, matches=[
-        LookupMatch(customer=CustomerOut.of(c),
-                    open_tickets=[tickets.summary(t) for t in open_by_customer[c.id]])
-        for c in found])
+    matches = []
+    for row in service.lookup(session, e164):
+        open_tickets = [TicketSummary(number=f"CL-{t['id']:07d}", **t)
+                        for t in row.pop("open_tickets")]
+        matches.append(LookupMatch(customer=CustomerOut(**row), open_tickets=open_tickets))
+    return LookupOut(query=phone, normalized=e164, matches=matches)
 
 
 @router.get("", response_model=list[CustomerOut])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -14,10 +14,36 @@ from server.models import Customer, CustomerPhone, ServicePoint
 _EAGER = (selectinload(Customer.phones), selectinload(Customer.service_points))
 
 
-def find_by_phone(session: Session, e164: str, limit: int = 20) -> list[Customer]:
-    ids = select(CustomerPhone.customer_id).where(CustomerPhone.e164 == e164).limit(limit)
-    return list(session.scalars(
-        select(Customer).where(Customer.id.in_(ids)).options(*_EAGER).order_by(Customer.id)))
+_LOOKUP_SQL = text("""
+SELECT c.id, c.account_no, c.name, c.preferred_language, c.sms_consent,
+  COALESCE((SELECT json_agg(json_build_object('e164', p.e164, 'kind', p.kind) ORDER BY p.id)
+              FROM customer_phones p WHERE p.customer_id = c.id), '[]') AS phones,
+  COALESCE((SELECT json_agg(json_build_object(
+                'id', s.id, 'address', s.address,
+                'location', json_build_object('lon', round(ST_X(s.geom)::numeric, 7),
+                                              'lat', round(ST_Y(s.geom)::numeric, 7)))
+                ORDER BY s.id)
+              FROM service_points s WHERE s.customer_id = c.id), '[]') AS service_points,
+  COALESCE((SELECT json_agg(json_build_object(
+                'id', t.id, 'category', t.category, 'priority', t.priority, 'status', t.status,
+                'description', t.description, 'address', t.address,
+                'location', CASE WHEN t.location IS NULL THEN NULL ELSE json_build_object(
+                    'lon', round(ST_X(t.location)::numeric, 7),
+                    'lat', round(ST_Y(t.location)::numeric, 7)) END,
+                'created_at', t.created_at, 'sla_level', t.sla_level) ORDER BY t.id DESC)
+              FROM tickets t WHERE t.customer_id = c.id
+               AND t.status IN ('new','assigned','accepted','en_route','on_site')), '[]')
+    AS open_tickets
+FROM customers c
+WHERE c.id IN (SELECT customer_id FROM customer_phones WHERE e164 = :e164 LIMIT :limit)
+ORDER BY c.id
+""")
+
+
+def lookup(session: Session, e164: str, limit: int = 20) -> list[dict]:
+    """Caller-ID in one round trip: customers with phones, service points and open tickets."""
+    return [dict(row) for row in session.execute(_LOOKUP_SQL, {"e164": e164, "limit": limit})
+            .mappings()]
 
 
 def get(session: Session, customer_id: int) -> Customer:

@@ -45,7 +45,7 @@ DEMO_TICKETS = [
 
 def load_demo(settings: Settings, pbf: Path, *, limit: int | None = None, seed: int = 42,
               progress: Callable[[], Progress] | None = None, console: Console | None = None) -> dict:
-    console = console or Console(stderr=True)
+    console = console or Console()  # stdout: the summary and logins are the command's answer
     if settings.env is Environment.production:
         raise SystemExit("refusing to load demo data (with known passwords) in production")
     places = []

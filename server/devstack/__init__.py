@@ -5,6 +5,8 @@ private instances under a directory of the project (``./var``) or a temporary di
 non-standard ports, so they never touch a system-wide service.
 """
 
-from server.devstack.postgres import PostgresCluster, find_pg_bindir, free_port
+from server.devstack.base import DevstackError, free_port
+from server.devstack.mosquitto import MosquittoBroker
+from server.devstack.postgres import PostgresCluster, find_pg_bindir
 
-__all__ = ["PostgresCluster", "find_pg_bindir", "free_port"]
+__all__ = ["DevstackError", "MosquittoBroker", "PostgresCluster", "find_pg_bindir", "free_port"]

@@ -117,10 +117,15 @@ def app_up(var_dir: Path, env: dict[str, str], host: str, port: int, workers: in
     worker.start(_app_command("worker"), child_env, cwd)
     url = f"http://{host}:{port}"
     (var_dir / "run" / "server.url").write_text(url + "\n")
-    wait_for_http(f"{url}/health", server)
-    time.sleep(0.5)
-    if not worker.is_running():
-        raise DevstackError(f"the worker exited during start-up{worker.log_tail()}")
+    try:
+        wait_for_http(f"{url}/health", server)
+        time.sleep(0.5)
+        if not worker.is_running():
+            raise DevstackError(f"the worker exited during start-up{worker.log_tail()}")
+    except DevstackError:
+        for proc in (server, worker):  # no half-started demo left behind
+            proc.stop()
+        raise
     return url
 
 

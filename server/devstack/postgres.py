@@ -117,7 +117,7 @@ class PostgresCluster:
             f.write(
                 f"\n# crewline private cluster\nlisten_addresses = '127.0.0.1'\nport = {port}\n"
                 f"unix_socket_directories = '{self.data}'\nmax_connections = 200\n"
-                "shared_buffers = 256MB\nfsync = on\nsynchronous_commit = off\n"
+                "shared_buffers = 256MB\n"
                 "logging_collector = off\n"
             )
         self.state.write_text(f"PORT={port}\nPASSWORD={password}\n")

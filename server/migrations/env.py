@@ -6,17 +6,11 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
+from server.core.migrate import include_object
 from server.models import Base
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url")
-
-
-def include_object(obj, name, type_, reflected, compare_to):
-    # procrastinate's and PostGIS/pgRouting's own tables are not ours to autogenerate
-    if type_ == "table" and reflected and compare_to is None:
-        return False
-    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
 def run_migrations_online() -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from geoalchemy2 import Geography
 from geoalchemy2.shape import to_shape
-from sqlalchemy import cast, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from server.auth.service import Principal
@@ -51,8 +50,10 @@ def find_duplicates(session: Session, *, category: str, location, now: datetime,
                     exclude_id: int | None = None, limit: int = 10) -> list[tuple[Ticket, float]]:
     """Open tickets of ``category`` within the radius (metres, on the geography type) and window."""
     point = to_shape(location)
-    here = cast(func.ST_SetSRID(func.ST_MakePoint(point.x, point.y), SRID), Geography)
-    there = cast(Ticket.location, Geography)
+    # geography(x) is exactly the expression of the partial GiST index (location::geography);
+    # CAST(… AS geography(GEOMETRY,-1)) as GeoAlchemy2 renders it would not use that index
+    here = func.geography(func.ST_SetSRID(func.ST_MakePoint(point.x, point.y), SRID))
+    there = func.geography(Ticket.location)
     distance = func.ST_Distance(there, here).label("distance_m")
     q = (select(Ticket, distance)
          .where(Ticket.status.in_(OPEN_VALUES), Ticket.category == category,
@@ -110,7 +111,7 @@ def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
     session.flush()
     _event(session, ticket, actor, "created", now, dst=Status.new.value,
            data={"channel": ticket.channel, "possible_duplicates": [t.id for t, _ in duplicates]})
-    sla.start_clocks(session, ticket, now, policy.sla_warning_fraction)
+    sla.start_clocks(session, ticket, now, policy.sla_warning_fraction, fresh=True)
     return ticket, duplicates
 
 
@@ -238,17 +239,6 @@ def list_tickets(session: Session, *, status: list[Status] | None = None,
     if before_id:
         q = q.where(Ticket.id < before_id)
     return list(session.scalars(q))
-
-
-def open_for_customers(session: Session, customer_ids: list[int]) -> dict[int, list[Ticket]]:
-    out: dict[int, list[Ticket]] = {cid: [] for cid in customer_ids}
-    if not customer_ids:
-        return out
-    for t in session.scalars(select(Ticket).where(
-            Ticket.customer_id.in_(customer_ids), Ticket.status.in_(OPEN_VALUES))
-            .order_by(Ticket.id.desc())):
-        out[t.customer_id].append(t)
-    return out
 
 
 # -- shaping ---------------------------------------------------------------------------------------

@@ -9,12 +9,12 @@ after a crash.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import text, update
 from sqlalchemy.orm import Session
 
-from server.models import SlaClock, SlaPolicy, Ticket, TicketEvent
+from server.models import SlaClock, Ticket, TicketEvent
 
 CLOCKS = ("assign", "arrive", "resolve")
 # which statuses stop which clock
@@ -25,31 +25,35 @@ STOPS = {
 }
 
 
-def policy_minutes(session: Session, category: str, priority: str) -> dict[str, int | None]:
-    policy = session.scalar(select(SlaPolicy).where(SlaPolicy.category == category,
-                                                    SlaPolicy.priority == priority))
-    if policy is None:
-        return dict.fromkeys(CLOCKS)
-    return {"assign": policy.assign_minutes, "arrive": policy.arrive_minutes,
-            "resolve": policy.resolve_minutes}
+_START = text("""
+INSERT INTO ticket_sla_clocks (ticket_id, clock, cycle, started_at, warn_at, due_at)
+SELECT :ticket_id, c.clock,
+       COALESCE((SELECT max(x.cycle) + 1 FROM ticket_sla_clocks x
+                 WHERE x.ticket_id = :ticket_id AND x.clock = c.clock), 0),
+       :now,
+       :now + c.minutes * :warn_fraction * interval '1 minute',
+       :now + c.minutes * interval '1 minute'
+FROM sla_policies p
+CROSS JOIN LATERAL (VALUES ('assign', p.assign_minutes), ('arrive', p.arrive_minutes),
+                           ('resolve', p.resolve_minutes)) AS c(clock, minutes)
+WHERE p.category = :category AND p.priority = :priority
+  AND c.minutes IS NOT NULL AND c.clock = ANY(:clocks)
+""")
 
 
 def start_clocks(session: Session, ticket: Ticket, now: datetime, warn_fraction: float,
-                 clocks: tuple[str, ...] = CLOCKS) -> None:
-    minutes = policy_minutes(session, ticket.category, ticket.priority)
-    for name in clocks:
-        total = minutes[name]
-        if not total:
-            continue
-        cycle = session.scalar(select(func.coalesce(func.max(SlaClock.cycle) + 1, 0)).where(
-            SlaClock.ticket_id == ticket.id, SlaClock.clock == name))
+                 clocks: tuple[str, ...] = CLOCKS, *, fresh: bool = False) -> None:
+    """Start (or restart, in a new cycle) ``clocks`` from the ticket's policy, in one statement.
+
+    ``fresh`` says the ticket has no clocks yet, which spares the stop of running ones.
+    """
+    if not fresh:
         session.execute(update(SlaClock).where(
-            SlaClock.ticket_id == ticket.id, SlaClock.clock == name,
+            SlaClock.ticket_id == ticket.id, SlaClock.clock.in_(clocks),
             SlaClock.stopped_at.is_(None)).values(stopped_at=now))
-        session.add(SlaClock(
-            ticket_id=ticket.id, clock=name, cycle=cycle, started_at=now,
-            warn_at=now + timedelta(minutes=total * warn_fraction),
-            due_at=now + timedelta(minutes=total)))
+    session.execute(_START, {"ticket_id": ticket.id, "now": now, "warn_fraction": warn_fraction,
+                             "category": ticket.category, "priority": ticket.priority,
+                             "clocks": list(clocks)})
 
 
 def stop_clocks(session: Session, ticket_id: int, status: str, now: datetime) -> None:

@@ -167,7 +167,7 @@ def test_concurrent_transitions_never_both_win(api, app):
         return api.post("admin", f"/api/v1/tickets/{ticket_id}/transitions", json={"to": to}).status_code
 
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(act, ["assigned", "cancelled"] * 4))
+        results = list(pool.map(act, ["assigned"] * 8))
     assert results.count(200) == 1 and results.count(409) == 7
     events = api.get("admin", f"/api/v1/tickets/{ticket_id}").json()["events"]
     assert len(events) == 2
