@@ -69,20 +69,20 @@ def worker(concurrency: int = 4) -> None:
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Apply migrations up to REVISION (default: the newest)."""
     from server.core import migrate
 
     settings = _settings()
     migrate.upgrade(settings.database_url, revision)
-    err.print(f"database at revision {migrate.current(settings.database_url)}")
+    err.print(f"database at revision {', '.join(sorted(migrate.current(settings.database_url)))}")
 
 
 @db_app.command("current")
 def db_current() -> None:
     from server.core import migrate
 
-    typer.echo(migrate.current(_settings().database_url) or "(empty)")
+    typer.echo(", ".join(sorted(migrate.current(_settings().database_url))) or "(empty)")
 
 
 @users_app.command("create")
@@ -174,12 +174,13 @@ def bench_lookup(customers: int = 1_000_000, queries: int = 2000) -> None:
 
 
 @bench_app.command("intake")
-def bench_intake(tickets: int = 5000, clients: int = 32, workers: int = 2) -> None:
+def bench_intake(seconds: int = 20, clients: int = 32, workers: int = 2,
+                 floor_tickets: int = 5000) -> None:
     """Tickets/s through the HTTP API with N clients; floor: raw INSERTs of the same rows."""
     from server.bench.intake import run
 
-    typer.echo(json.dumps(run(_settings(), tickets=tickets, clients=clients, workers=workers,
-                              progress=progress_bar)))
+    typer.echo(json.dumps(run(_settings(), seconds=seconds, clients=clients, workers=workers,
+                              floor_tickets=floor_tickets, progress=progress_bar)))
 
 
 def _register_stack() -> None:

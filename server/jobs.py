@@ -12,9 +12,16 @@ from server.settings import get_settings
 from server.tickets.tasks import blueprint as ticket_tasks
 
 
+# Every domain's task blueprint, by namespace; a new domain adds one line.
+BLUEPRINTS = {
+    "tickets": ticket_tasks,
+}
+
+
 def make_app(conninfo: str) -> procrastinate.App:
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
-    app.add_tasks_from(ticket_tasks, namespace="tickets")
+    for namespace, blueprint in BLUEPRINTS.items():
+        app.add_tasks_from(blueprint, namespace=namespace)
     return app
 
 

@@ -1,18 +1,23 @@
 """`crewline bench intake`: tickets created per second through the HTTP API.
 
-N concurrent clients POST tickets to a real `crewline serve` (W worker processes). In the same run
-the floor: the same rows (ticket, audit event, SLA clocks) written with raw INSERTs by the same
-number of concurrent connections, one transaction per ticket, as the API does.
+N concurrent connections POST tickets to a real `crewline serve` (W worker processes) for a fixed
+time. The load comes from `wrk` (a C load generator, Debian package `wrk`), because a Python client
+would spend as much CPU as the server on these 2 cores and measure itself. In the same run the
+floor: the same rows (ticket, audit event, SLA clocks) written with raw INSERTs by the same number
+of concurrent connections, one transaction per ticket, as the API does.
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import random
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
+from pathlib import Path
 
-import httpx
 import psycopg
 
 from server.bench.common import bench_database, ensure_bench_user, login, running_server
@@ -30,29 +35,45 @@ def bodies(n: int, seed: int = 11) -> list[dict]:
              "reporter_phone": f"+86139{rng.randrange(10**8):08d}"} for i in range(n)]
 
 
-async def _post_all(base: str, headers: dict, items: list[dict], clients: int,
-                    tick) -> tuple[float, int]:
-    queue: asyncio.Queue = asyncio.Queue()
-    for item in items:
-        queue.put_nowait(item)
-    failures = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30, limits=limits) as c:
-        async def client() -> None:
-            nonlocal failures
-            while True:
-                try:
-                    item = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                r = await c.post("/api/v1/tickets", json=item)
-                if r.status_code != 201:
-                    failures += 1
-                tick()
+WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines("%(bodies)s") do bodies[#bodies + 1] = line end
+local n = 0
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "%(auth)s"
+request = function()
+  n = n + 1
+  return wrk.format(nil, "/api/v1/tickets", nil, bodies[(n %% #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    '\\nRESULT {"requests": %%d, "duration_us": %%d, "non_2xx": %%d, "socket_errors": %%d, ' ..
+    '"p50_ms": %%.2f, "p99_ms": %%.2f}\\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
 
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        return time.perf_counter() - started, failures
+
+def _wrk(base: str, headers: dict, items: list[dict], clients: int, seconds: int) -> dict:
+    wrk = shutil.which("wrk")
+    if not wrk:
+        raise SystemExit("the intake benchmark needs wrk: sudo apt-get install -y wrk")
+    with tempfile.TemporaryDirectory() as tmp:
+        bodies = Path(tmp) / "bodies.jsonl"
+        bodies.write_text("\n".join(json.dumps(i, ensure_ascii=False) for i in items) + "\n",
+                          encoding="utf-8")
+        script = Path(tmp) / "intake.lua"
+        script.write_text(WRK_SCRIPT % {"bodies": bodies, "auth": headers["Authorization"]})
+        out = subprocess.run([wrk, "-t", "2", "-c", str(clients), "-d", f"{seconds}s",
+                              "--timeout", "10s", "-s", str(script), base],
+                             capture_output=True, text=True, timeout=seconds + 60)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if out.returncode != 0 or line is None:
+        raise RuntimeError(f"wrk failed: {out.stdout}\n{out.stderr}")
+    return json.loads(line[len("RESULT "):])
 
 
 FLOOR_TICKET = """
@@ -109,37 +130,57 @@ def _reset(libpq: str) -> int:
         return conn.execute("SELECT id FROM users WHERE username = 'bench-agent'").fetchone()[0]
 
 
-def run(settings: Settings, *, tickets: int, clients: int, workers: int, progress=None) -> dict:
+def _count(libpq: str) -> int:
+    with psycopg.connect(libpq) as conn:
+        return conn.execute("SELECT count(*) FROM tickets WHERE description LIKE 'bench ticket %%'"
+                            ).fetchone()[0]
+
+
+def run(settings: Settings, *, seconds: int, clients: int, workers: int, floor_tickets: int,
+        progress=None) -> dict:
     url = bench_database(settings)
     libpq = url.replace("+psycopg", "")
     ensure_bench_user(libpq)
     user_id = _reset(libpq)
-    items = bodies(tickets)
-    floor_s = floor(libpq, items, clients, user_id)
-    user_id = _reset(libpq)
-    pool = max(4, clients // workers + 2)
-    with running_server(url, workers=workers, pool_size=pool) as base:
-        headers = login(base)
-        asyncio.run(_post_all(base, headers, items[: min(200, tickets)], clients, lambda: None))
+    items = bodies(20_000)
+    bar = progress() if progress else None
+    if bar:
+        bar.start()
+        task = bar.add_task("intake benchmark", total=3)
+    try:
+        floor_s = floor(libpq, items[:floor_tickets], clients, user_id)
         _reset(libpq)
-        bar = progress() if progress else None
         if bar:
-            bar.start()
-            task = bar.add_task("tickets via HTTP", total=tickets)
-            tick = lambda: bar.advance(task)  # noqa: E731
-        else:
-            tick = lambda: None  # noqa: E731
-        try:
-            api_s, failures = asyncio.run(_post_all(base, headers, items, clients, tick))
-        finally:
+            bar.advance(task)
+        pool = max(4, clients // workers + 2)
+        with running_server(url, workers=workers, pool_size=pool) as base:
+            headers = login(base)
+            _wrk(base, headers, items, clients, 3)  # warm-up: connections, caches, plans
+            time.sleep(2)  # requests wrk abandoned at its deadline still finish on the server
+            _reset(libpq)
             if bar:
-                bar.stop()
-    api_rate = tickets / api_s
-    floor_rate = tickets / floor_s
+                bar.advance(task)
+            result = _wrk(base, headers, items, clients, seconds)
+            time.sleep(2)
+            created = _count(libpq)
+        if bar:
+            bar.advance(task)
+    finally:
+        if bar:
+            bar.stop()
+    duration = result["duration_us"] / 1e6
+    # completed 201s inside wrk's window; the database count also holds the few in flight at the end
+    api_rate = (result["requests"] - result["non_2xx"]) / duration
+    floor_rate = floor_tickets / floor_s
     return {
-        "benchmark": "intake", "tickets": tickets, "clients": clients, "server_workers": workers,
-        "api_tickets_per_s": round(api_rate, 1), "floor_raw_insert_tickets_per_s": round(floor_rate, 1),
-        "ratio": round(api_rate / floor_rate, 3), "failures": failures,
+        "benchmark": "intake", "seconds": round(duration, 1), "clients": clients,
+        "server_workers": workers, "tickets_created": created, "requests": result["requests"],
+        "non_2xx": result["non_2xx"], "socket_errors": result["socket_errors"],
+        "api_tickets_per_s": round(api_rate, 1), "api_p50_ms": result["p50_ms"],
+        "api_p99_ms": result["p99_ms"],
+        "floor_raw_insert_tickets_per_s": round(floor_rate, 1),
+        "ratio": round(api_rate / floor_rate, 3),
         "target_tickets_per_s": 500, "target_ratio": 0.3,
         "meets_target": api_rate >= 500 and api_rate / floor_rate >= 0.3,
+        "load_generator": "wrk",
     }

@@ -22,17 +22,25 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
+    """Upgrade to every head: each domain may add its tables on its own branch off 0001."""
     command.upgrade(alembic_config(database_url), revision)
 
 
-def current(database_url: str) -> str | None:
+def current(database_url: str) -> set[str]:
+    """The revisions the database is at (one per branch head)."""
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine
 
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            return set(MigrationContext.configure(conn).get_current_heads())
     finally:
         engine.dispose()
+
+
+def heads(database_url: str = "postgresql+psycopg://unused") -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())

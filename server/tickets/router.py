@@ -6,7 +6,6 @@ from sqlalchemy.orm import Session
 from server.auth.deps import STAFF_DESK, current_principal, get_clock, get_session, require
 from server.auth.service import Principal
 from server.core.clock import Clock
-from server.core.schemas import PointIn
 from server.models import Role
 from server.tickets import service
 from server.tickets.lifecycle import Category, Status
@@ -32,8 +31,8 @@ def create_ticket(body: TicketIn, principal: Principal = Depends(require(*STAFF_
     now = clock.now()
     ticket, duplicates = service.create(session, body, principal, now, pol)
     session.commit()
-    return TicketCreated(ticket=service.detail(session, ticket, now),
-                         possible_duplicates=[service.summary(t, d) for t, d in duplicates])
+    return TicketCreated(ticket=ticket,
+                         possible_duplicates=duplicates)
 
 
 @router.get("/duplicates", response_model=list[TicketSummary])
@@ -43,9 +42,8 @@ def duplicates(category: Category, lon: float = Query(ge=-180, le=180),
                session: Session = Depends(get_session), clock: Clock = Depends(get_clock),
                pol: service.Policy = Depends(policy)) -> list[TicketSummary]:
     """Open tickets of the category near a point, before the agent logs a new one."""
-    point = PointIn(lon=lon, lat=lat).to_wkb()
-    return [service.summary(t, d) for t, d in service.find_duplicates(
-        session, category=category.value, location=point, now=clock.now(), policy=pol)]
+    return service.find_duplicates(session, category=category.value, lon=lon, lat=lat,
+                                   now=clock.now(), policy=pol)
 
 
 @router.get("", response_model=list[TicketSummary])

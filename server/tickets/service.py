@@ -6,11 +6,13 @@ a ticket writes a TicketEvent in the same transaction.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from server.auth.service import Principal
@@ -46,28 +48,40 @@ def _event(session: Session, ticket: Ticket, actor: Principal | None, kind: str,
                             kind=kind, from_status=src, to_status=dst, note=note, data=data))
 
 
-def find_duplicates(session: Session, *, category: str, location, now: datetime, policy: Policy,
-                    exclude_id: int | None = None, limit: int = 10) -> list[tuple[Ticket, float]]:
-    """Open tickets of ``category`` within the radius (metres, on the geography type) and window."""
-    point = to_shape(location)
-    # geography(x) is exactly the expression of the partial GiST index (location::geography);
-    # CAST(… AS geography(GEOMETRY,-1)) as GeoAlchemy2 renders it would not use that index
-    here = func.geography(func.ST_SetSRID(func.ST_MakePoint(point.x, point.y), SRID))
-    there = func.geography(Ticket.location)
-    distance = func.ST_Distance(there, here).label("distance_m")
-    q = (select(Ticket, distance)
-         .where(Ticket.status.in_(OPEN_VALUES), Ticket.category == category,
-                Ticket.location.is_not(None),
-                func.ST_DWithin(there, here, policy.duplicate_radius_m),
-                Ticket.created_at >= now - timedelta(hours=policy.duplicate_window_hours))
-         .order_by(distance).limit(limit))
-    if exclude_id:
-        q = q.where(Ticket.id != exclude_id)
-    return [(t, float(d)) for t, d in session.execute(q).all()]
+_DUPLICATES = text("""
+SELECT t.id, t.category, t.priority, t.status, t.description, t.address,
+       round(ST_X(t.location)::numeric, 7) AS lon, round(ST_Y(t.location)::numeric, 7) AS lat,
+       t.created_at, t.sla_level,
+       ST_Distance(geography(t.location), geography(p.here)) AS distance_m
+FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), :srid) AS here) p
+JOIN tickets t
+  ON ST_DWithin(geography(t.location), geography(p.here), :radius)
+WHERE t.status IN ('new', 'assigned', 'accepted', 'en_route', 'on_site')
+  AND t.category = :category AND t.created_at >= :since
+  AND (CAST(:exclude AS bigint) IS NULL OR t.id <> CAST(:exclude AS bigint))
+ORDER BY distance_m
+LIMIT :limit
+""")
+
+
+def find_duplicates(session: Session, *, category: str, lon: float, lat: float, now: datetime,
+                    policy: Policy, exclude_id: int | None = None,
+                    limit: int = 10) -> list[TicketSummary]:
+    """Open tickets of ``category`` within the radius (metres, on the geography type, through
+    the partial GiST index on geography(location)) created inside the window, nearest first."""
+    rows = session.execute(_DUPLICATES, {
+        "lon": lon, "lat": lat, "srid": SRID, "radius": policy.duplicate_radius_m,
+        "category": category, "since": now - timedelta(hours=policy.duplicate_window_hours),
+        "exclude": exclude_id, "limit": limit}).mappings()
+    return [TicketSummary(
+        id=r["id"], number=f"CL-{r['id']:07d}", category=r["category"], priority=r["priority"],
+        status=r["status"], description=r["description"], address=r["address"],
+        location=PointOut(lon=float(r["lon"]), lat=float(r["lat"])), created_at=r["created_at"],
+        sla_level=r["sla_level"], distance_m=round(r["distance_m"], 1)) for r in rows]
 
 
 def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
-           policy: Policy) -> tuple[Ticket, list[tuple[Ticket, float]]]:
+           policy: Policy) -> tuple[TicketOut, list[TicketSummary]]:
     customer: Customer | None = None
     location = None
     address = data.address
@@ -96,23 +110,69 @@ def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
                            "or location", field="location")
     reporter_phone = (phones.normalize(data.reporter_phone, policy.region, field="reporter_phone")
                       if data.reporter_phone else None)
-    ticket = Ticket(
-        category=data.category.value, priority=data.priority.value, channel=data.channel.value,
-        status=Status.new.value, customer_id=customer.id if customer else None,
-        service_point_id=service_point_id, location=location, address=address,
-        description=data.description, reporter_name=data.reporter_name,
-        reporter_phone=reporter_phone,
-        language=data.language or (customer.preferred_language if customer else "zh-CN"),
-        created_by=actor.id, created_at=now, updated_at=now, reopen_count=0, sla_level=0,
-        first_contact_resolution=False)
-    duplicates = (find_duplicates(session, category=ticket.category, location=location, now=now,
-                                  policy=policy) if location is not None else [])
-    session.add(ticket)
-    session.flush()
-    _event(session, ticket, actor, "created", now, dst=Status.new.value,
-           data={"channel": ticket.channel, "possible_duplicates": [t.id for t, _ in duplicates]})
-    sla.start_clocks(session, ticket, now, policy.sla_warning_fraction, fresh=True)
+    point = to_shape(location) if location is not None else None
+    duplicates = (find_duplicates(session, category=data.category.value, lon=point.x,
+                                  lat=point.y, now=now, policy=policy) if point else [])
+    values = {
+        "category": data.category.value, "priority": data.priority.value,
+        "channel": data.channel.value, "customer_id": customer.id if customer else None,
+        "service_point_id": service_point_id, "lon": point.x if point else None,
+        "lat": point.y if point else None, "address": address, "description": data.description,
+        "reporter_name": data.reporter_name, "reporter_phone": reporter_phone,
+        "language": data.language or (customer.preferred_language if customer else "zh-CN"),
+    }
+    event_data = {"channel": values["channel"],
+                  "possible_duplicates": [t.id for t in duplicates]}
+    row = session.execute(_CREATE, {
+        **values, "srid": SRID, "actor": actor.id, "now": now, "event_data": json.dumps(event_data),
+        "warn_fraction": policy.sla_warning_fraction}).one()
+    ticket = TicketOut(
+        id=row.id, number=f"CL-{row.id:07d}", status=Status.new, created_at=now, updated_at=now,
+        sla_level=0, location=PointOut(lon=round(point.x, 7), lat=round(point.y, 7)) if point else None,
+        resolution_code=None, resolution_note=None, resolved_at=None, closed_at=None,
+        close_reason=None, callback_outcome=None, callback_at=None, reopen_count=0,
+        first_contact_resolution=False,
+        **{k: v for k, v in values.items() if k not in ("lon", "lat")},
+        sla=[ClockOut(**c, stopped_at=None, warned_at=None, escalated_at=None, state="running")
+             for c in row.clocks],
+        events=[EventOut(id=row.event_id, at=now, actor=actor.username, kind="created",
+                         from_status=None, to_status=Status.new.value, note=None,
+                         data=event_data)])
     return ticket, duplicates
+
+
+# Ticket, its "created" audit event and its SLA clocks in one round trip.
+_CREATE = text("""
+WITH t AS (
+  INSERT INTO tickets (category, priority, channel, status, customer_id, service_point_id,
+      location, address, description, reporter_name, reporter_phone, language, created_by,
+      created_at, updated_at, first_contact_resolution, reopen_count, sla_level)
+  VALUES (:category, :priority, :channel, 'new', :customer_id, :service_point_id,
+      CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
+           ELSE ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), :srid) END,
+      :address, :description, :reporter_name, :reporter_phone, :language, :actor,
+      :now, :now, false, 0, 0)
+  RETURNING id),
+e AS (
+  INSERT INTO ticket_events (ticket_id, at, actor_id, kind, to_status, data)
+  SELECT t.id, :now, :actor, 'created', 'new', CAST(:event_data AS jsonb) FROM t
+  RETURNING id),
+c AS (
+  INSERT INTO ticket_sla_clocks (ticket_id, clock, cycle, started_at, warn_at, due_at)
+  SELECT t.id, c.clock, 0, :now, :now + c.minutes * :warn_fraction * interval '1 minute',
+         :now + c.minutes * interval '1 minute'
+  FROM t, sla_policies p
+  CROSS JOIN LATERAL (VALUES (1, 'assign', p.assign_minutes), (2, 'arrive', p.arrive_minutes),
+                             (3, 'resolve', p.resolve_minutes)) AS c(n, clock, minutes)
+  WHERE p.category = :category AND p.priority = :priority AND c.minutes IS NOT NULL
+  RETURNING clock, cycle, started_at, warn_at, due_at)
+SELECT t.id, e.id AS event_id,
+       COALESCE((SELECT json_agg(json_build_object('clock', c.clock, 'cycle', c.cycle,
+                   'started_at', c.started_at, 'warn_at', c.warn_at, 'due_at', c.due_at)
+                   ORDER BY array_position(ARRAY['assign','arrive','resolve'], c.clock::text))
+                 FROM c), '[]') AS clocks
+FROM t, e
+""")
 
 
 def get(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket:

@@ -42,15 +42,14 @@ WHERE p.category = :category AND p.priority = :priority
 
 
 def start_clocks(session: Session, ticket: Ticket, now: datetime, warn_fraction: float,
-                 clocks: tuple[str, ...] = CLOCKS, *, fresh: bool = False) -> None:
-    """Start (or restart, in a new cycle) ``clocks`` from the ticket's policy, in one statement.
+                 clocks: tuple[str, ...] = CLOCKS) -> None:
+    """Restart ``clocks`` in a new cycle from the ticket's policy (reopen, unassign).
 
-    ``fresh`` says the ticket has no clocks yet, which spares the stop of running ones.
+    New tickets get their first clocks in the same statement that creates them (service.create).
     """
-    if not fresh:
-        session.execute(update(SlaClock).where(
-            SlaClock.ticket_id == ticket.id, SlaClock.clock.in_(clocks),
-            SlaClock.stopped_at.is_(None)).values(stopped_at=now))
+    session.execute(update(SlaClock).where(
+        SlaClock.ticket_id == ticket.id, SlaClock.clock.in_(clocks),
+        SlaClock.stopped_at.is_(None)).values(stopped_at=now))
     session.execute(_START, {"ticket_id": ticket.id, "now": now, "warn_fraction": warn_fraction,
                              "category": ticket.category, "priority": ticket.priority,
                              "clocks": list(clocks)})
