@@ -15,9 +15,12 @@ from server.core.db import make_engine, make_sessionmaker
 from server.core.errors import CrewlineError
 from server.core.logging import configure_logging
 from server.customers.router import router as customers_router
+from server.notifications.router import router as sms_router
 from server.settings import Environment, Settings, get_settings
+from server.tags.router import router as tags_router
 from server.tickets.router import router as tickets_router
 from server.tickets.sla_router import router as sla_router
+from server.web.router import router as web_router
 
 ATTRIBUTION = "Map data © OpenStreetMap contributors, ODbL"
 _HTTP_CODES = {400: "bad_request", 401: "not_authenticated", 403: "forbidden", 404: "not_found",
@@ -95,4 +98,9 @@ ROUTERS = [
     customers_router,
     tickets_router,
     sla_router,
+    __import__("server.crews.router", fromlist=["router"]).router,
+    __import__("server.dispatch.router", fromlist=["router"]).router,
+    tags_router,
+    web_router,
+    sms_router,
 ]

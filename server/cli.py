@@ -22,6 +22,8 @@ app.add_typer(users_app, name="users")
 app.add_typer(import_app, name="import")
 app.add_typer(demo_app, name="demo")
 app.add_typer(bench_app, name="bench")
+app.add_typer(__import__("server.tags.cli", fromlist=["tags_app"]).tags_app, name="tags")
+app.add_typer(__import__("server.dispatch.cli", fromlist=["dispatch_app"]).dispatch_app, name="dispatch")
 err = Console(stderr=True)
 
 
@@ -63,7 +65,9 @@ def worker(concurrency: int = 4) -> None:
 
     async def _run() -> None:
         async with job_app.open_async():
-            await job_app.run_worker_async(concurrency=concurrency, install_signal_handlers=True)
+            # finished periodic jobs would pile up (one every few seconds): keep only failures
+            await job_app.run_worker_async(concurrency=concurrency, install_signal_handlers=True,
+                                           delete_jobs="successful")
 
     asyncio.run(_run())
 
@@ -181,6 +185,33 @@ def bench_intake(seconds: int = 20, clients: int = 32, workers: int = 2,
 
     typer.echo(json.dumps(run(_settings(), seconds=seconds, clients=clients, workers=workers,
                               floor_tickets=floor_tickets, progress=progress_bar)))
+
+
+@bench_app.command("dispatch")
+def bench_dispatch(crews: int = 10_000, tickets: int = 1000, sample: int = 100) -> None:
+    """Suggest latency (top 5 by road ETA, p50/p99 ms) over N crews; floor: the raw KNN SQL."""
+    from server.bench.dispatch import run
+
+    typer.echo(json.dumps(run(_settings(), crews=crews, tickets=tickets, sample=sample,
+                              progress=progress_bar)))
+
+
+@bench_app.command("tags")
+def bench_tags(verifications: int = 50_000, tags: int = 1000, scans: int = 3000) -> None:
+    """SUN verifications/s in one process; scan ingest (verdict + store)/s; floor: raw INSERTs."""
+    from server.bench.tags import run
+
+    typer.echo(json.dumps(run(_settings(), verifications=verifications, tags=tags, scans=scans,
+                              progress=progress_bar)))
+
+
+@bench_app.command("sms")
+def bench_sms(notifications: int = 100_000, send: int = 1000, mps: float = 100.0) -> None:
+    """SMS outbox: enqueue rate for N notifications; paced send loop vs MPS (no duplicates)."""
+    from server.bench.sms import run
+
+    typer.echo(json.dumps(run(_settings(), notifications=notifications, send=send, mps=mps,
+                              progress=progress_bar)))
 
 
 def _register_stack() -> None:

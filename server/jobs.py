@@ -10,11 +10,14 @@ from server.core.clock import Clock, SystemClock
 from server.core.db import make_engine, make_sessionmaker
 from server.settings import get_settings
 from server.tickets.tasks import blueprint as ticket_tasks
+from server.notifications.tasks import blueprint as notification_tasks
 
 
 # Every domain's task blueprint, by namespace; a new domain adds one line.
 BLUEPRINTS = {
     "tickets": ticket_tasks,
+    "dispatch": __import__("server.dispatch.tasks", fromlist=["blueprint"]).blueprint,
+    "notifications": notification_tasks,
 }
 
 

@@ -41,8 +41,30 @@ class Settings(BaseSettings):
     duplicate_window_hours: float = Field(24.0, gt=0, le=24 * 30)
     sla_warning_fraction: float = Field(0.8, gt=0, lt=1)
     sla_sweep_cron: str = "*/10 * * * * *"
+    # dispatch (docs/dispatch.md)
+    dispatch_stale_after_minutes: float = Field(10.0, gt=0, le=24 * 60)
+    dispatch_snap_max_m: float = Field(500.0, gt=0, le=10_000)
+    dispatch_geofence_m: float = Field(50.0, gt=0, le=5000)
+    dispatch_max_speed_kmh: float = Field(250.0, gt=0, le=2000)
+    dispatch_knn_candidates: int = Field(64, ge=1, le=1000)
+    dispatch_auto_assign: list[str] = ["repair/emergency", "outage_report/emergency"]
+    dispatch_auto_assign_cron: str = "*/5 * * * * *"
     log_level: str = "INFO"
     log_json: bool = False
+    # -- SMS notifications (server/notifications, docs/notifications.md) --
+    public_base_url: str = "http://127.0.0.1:8080"  # as Twilio calls us: webhook URLs, signatures
+    twilio_messaging_service_sid: str = ""
+    twilio_api_base_url: str = ""  # tests/bench: the local Twilio-compatible server
+    sms_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    sms_messages_per_second: float = Field(1.0, gt=0, le=1000)
+    sms_segment_budget: int = Field(2, ge=1, le=10)
+    sms_timezone: str = "Asia/Shanghai"
+    sms_quiet_start: str = Field("21:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # equal: none
+    sms_quiet_end: str = Field("08:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    sms_max_attempts: int = Field(8, ge=1, le=100)
+    sms_sending_lease_seconds: float = Field(120.0, gt=0)  # > sms_timeout_seconds
+    sms_sweep_cron: str = "* * * * * *"
+    sms_crash_after_accept: bool = False  # tests only: exit right after the provider accepted
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> "Settings":
@@ -55,6 +77,36 @@ class Settings(BaseSettings):
                 )
             if self.sms_provider == "twilio" and not self.twilio_auth_token.get_secret_value():
                 raise ValueError("CREWLINE_TWILIO_AUTH_TOKEN must be set when the SMS provider is twilio")
+        return self
+
+    # NTAG 424 DNA master keys by key version, 32 hex digits each, as JSON:
+    # CREWLINE_TAG_MASTER_KEYS='{"1": "<32 hex>", "2": "<32 hex>"}'. Per-tag keys are diversified
+    # from them (rfid.KeyRing); the default is a well-known development key refused in production.
+    tag_master_keys: dict[int, SecretStr] = Field(
+        default_factory=lambda: {1: SecretStr("637265776c696e652d6465762d746167")})
+    tag_key_version: int | None = Field(None, ge=0, description="current version (None: newest)")
+    tag_system_identifier: str = Field("crewline", min_length=1, max_length=16)
+
+    @model_validator(mode="after")
+    def _usable_tag_keys(self) -> "Settings":
+        keys = {v: k.get_secret_value() for v, k in self.tag_master_keys.items()}
+        if not keys or any(v < 0 for v in keys):
+            raise ValueError("CREWLINE_TAG_MASTER_KEYS needs at least one version >= 0")
+        for version, key in keys.items():
+            try:
+                ok = len(bytes.fromhex(key)) == 16
+            except ValueError:
+                ok = False
+            if not ok:
+                raise ValueError(f"CREWLINE_TAG_MASTER_KEYS version {version}: 32 hex digits")
+        if self.tag_key_version is not None and self.tag_key_version not in keys:
+            raise ValueError(f"CREWLINE_TAG_KEY_VERSION {self.tag_key_version} has no master key")
+        if self.env is Environment.production:
+            default = type(self).model_fields["tag_master_keys"].default_factory()  # type: ignore[misc]
+            weak = {k.get_secret_value().lower() for k in default.values()} | {"0" * 32}
+            if any(key.lower() in weak for key in keys.values()):
+                raise ValueError("CREWLINE_TAG_MASTER_KEYS must be random keys in production, not "
+                                 "the development or factory (all-zero) key")
         return self
 
     @property

@@ -138,6 +138,15 @@ class LogProvider:
             )
         return self._result(logged)
 
+    def find_sent(self, to: str, body: str) -> SendResult | None:
+        """The newest remembered message to ``to`` with ``body`` (``None`` after a restart)."""
+        with self._lock:
+            found = next(
+                (m for m in reversed(self._messages.values()) if m.to == to and m.body == body),
+                None,
+            )
+        return self._result(found) if found else None
+
     def messages(self) -> list[LoggedSms]:
         """The remembered messages, oldest first (a snapshot)."""
         with self._lock:

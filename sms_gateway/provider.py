@@ -130,3 +130,13 @@ class SmsProvider(Protocol):
     def fetch(self, message_id: str) -> SendResult:
         """Return the provider's current view of a message sent earlier."""
         ...
+
+    def find_sent(self, to: str, body: str) -> SendResult | None:
+        """Look for a message to ``to`` with exactly ``body`` among the latest ones sent.
+
+        For a caller that crashed (or timed out) after handing a message over and before
+        recording the answer: ``None`` means the provider holds no such recent message, so it was
+        never accepted. Callers make ``(to, body)`` unique (e.g. the body names the ticket) so
+        that a match is *this* message.
+        """
+        ...

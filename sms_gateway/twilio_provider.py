@@ -13,12 +13,13 @@ and host of every request URL the SDK builds. Nothing in the SDK is patched.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from twilio.base.exceptions import TwilioRestException, TwilioServiceException
+from twilio.base.exceptions import TwilioException, TwilioRestException, TwilioServiceException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.request_validator import RequestValidator
@@ -193,6 +194,29 @@ class TwilioProvider:
         return _result(message)
 
 
+    def find_sent(self, to: str, body: str, *, look_back: int = 50) -> SendResult | None:
+        """The newest message to ``to`` (from our sender) whose body is ``body``, if any.
+
+        Lists ``GET .../Messages.json?To=...&From=...`` (newest first) and compares bodies;
+        Twilio's Messages API has no idempotency key, so this is how a message whose creation
+        was not recorded is found again. Only the ``look_back`` newest messages are compared.
+
+        :raises TransientSmsError: 429, 5xx or network trouble.
+        """
+        filters: dict[str, Any] = {"to": to}
+        if self._from_number:
+            filters["from_"] = self._from_number
+        try:
+            for message in self._client.messages.stream(
+                **filters, limit=look_back, page_size=look_back
+            ):
+                if message.body == body:
+                    return _result(message)
+        except Exception as exc:
+            raise _translate(exc) from exc
+        return None
+
+
 class TwilioSignatureValidator:
     """Checks that a webhook really comes from Twilio, with the SDK's ``RequestValidator``.
 
@@ -275,6 +299,9 @@ def _translate(exc: Exception) -> Exception:
         code = int(exc.code) if exc.code is not None else None
         message = exc.msg if isinstance(exc, TwilioRestException) else (exc.detail or exc.title)
         return error_for_response(int(exc.status), code, str(message))
+    page_error = _page_error(exc)
+    if page_error is not None:
+        return page_error
     if isinstance(exc, requests.ConnectTimeout) or _connection_refused(exc):
         return TransientSmsError(
             f"cannot reach Twilio: {type(exc).__name__}", provider=PROVIDER_NAME
@@ -287,6 +314,25 @@ def _translate(exc: Exception) -> Exception:
             outcome_unknown=True,
         )
     return exc
+
+
+def _page_error(exc: Exception) -> SmsSendError | None:
+    """List pages fail with a bare ``TwilioException("Unable to fetch page", response)``."""
+    if type(exc) is not TwilioException or len(exc.args) < 2:
+        return None
+    response = exc.args[1]
+    status = getattr(response, "status_code", None)
+    if not isinstance(status, int):
+        return None
+    code: int | None = None
+    message = f"listing messages failed with HTTP {status}"
+    try:
+        payload = json.loads(getattr(response, "text", "") or "{}")
+        code = int(payload["code"]) if payload.get("code") is not None else None
+        message = str(payload.get("message") or message)
+    except (ValueError, TypeError, AttributeError):
+        pass
+    return error_for_response(status, code, message)
 
 
 def error_for_response(http_status: int, code: int | None, message: str) -> SmsSendError:

@@ -94,6 +94,7 @@ def load_demo(settings: Settings, pbf: Path, *, limit: int | None = None, seed: 
                     auth.create_user(session, username=username, password=DEMO_PASSWORD,
                                      role=role, full_name=full_name, language=language)
         created = _demo_tickets(factory, settings)
+        __import__("server.dispatch.demo", fromlist=["load"]).load(settings, pbf, progress)
     finally:
         engine.dispose()
     summary = {"places": len(places), "customers": len(rows), "inserted": report.inserted,

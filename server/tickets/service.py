@@ -21,6 +21,7 @@ from server.customers import phones
 from server.customers import service as customers
 from server.models import SRID, Customer, Role, SlaClock, Ticket, TicketEvent, TicketLink, User
 from server.tickets import sla
+from server.notifications import service as notifications  # [notifications]
 from server.tickets.lifecycle import (FIELD_CATEGORIES, FIRST_CONTACT_CATEGORIES, OPEN,
                                       CallbackOutcome, Category, RoleRefused, Status,
                                       TransitionRefused, check, event_kind)
@@ -126,6 +127,7 @@ def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
     row = session.execute(_CREATE, {
         **values, "srid": SRID, "actor": actor.id, "now": now, "event_data": json.dumps(event_data),
         "warn_fraction": policy.sla_warning_fraction}).one()
+    notifications.on_ticket_event(session, row.id, "created", now)  # [notifications] SMS outbox
     ticket = TicketOut(
         id=row.id, number=f"CL-{row.id:07d}", status=Status.new, created_at=now, updated_at=now,
         sla_level=0, location=PointOut(lon=round(point.x, 7), lat=round(point.y, 7)) if point else None,
@@ -222,6 +224,7 @@ def _apply(session: Session, ticket: Ticket, src: Status, dst: Status, actor: Pr
     ticket.updated_at = now
     _event(session, ticket, actor, kind, now, src=src.value, dst=dst.value, note=note, data=data)
     sla.stop_clocks(session, ticket.id, dst.value, now)
+    notifications.on_ticket_event(session, ticket.id, kind, now)  # [notifications] SMS outbox
     if kind == "reopened":
         ticket.reopen_count += 1
         ticket.sla_level = 0

@@ -19,7 +19,8 @@ def test_production_refuses_default_or_weak_secret(secret):
 
 
 def test_production_accepts_a_real_secret_and_development_has_a_default():
-    assert Settings(env="production", secret_key="s" * 48, _env_file=None).env == "production"
+    assert Settings(env="production", secret_key="s" * 48, _env_file=None,  # tag keys: test_tags
+                    tag_master_keys={1: "8f" * 16}).env == "production"
     assert Settings(env="development", _env_file=None).secret_key.get_secret_value()
 
 

@@ -1,0 +1,1 @@
+"""Crews: members, skills, shifts, status, capacity and live positions."""
