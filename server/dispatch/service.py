@@ -39,6 +39,7 @@ from server.dispatch import routing
 from server.dispatch.schemas import AssignmentOut, Suggestion, Suggestions
 from server.dispatch.skills import needed_skill
 from server.models import SRID, Assignment, Crew, Role, Ticket, User
+from server.notifications import service as notifications
 from server.settings import Settings
 from server.tickets import service as tickets
 from server.tickets.lifecycle import Category, Status, TransitionRefused, check
@@ -56,6 +57,7 @@ class DispatchConfig:
     fallback_speed_mps: float = DEFAULT_FALLBACK_SPEED_MPS
     detour_factor: float = DEFAULT_DETOUR_FACTOR
     ticket_policy: tickets.Policy = field(default_factory=tickets.Policy)
+    sms_timezone: str = "Asia/Shanghai"  # the ETA clock time in the customer's SMS
 
     @classmethod
     def from_settings(cls, s: Settings) -> DispatchConfig:
@@ -70,7 +72,8 @@ class DispatchConfig:
                    ticket_policy=tickets.Policy(
                        region=s.default_region, duplicate_radius_m=s.duplicate_radius_m,
                        duplicate_window_hours=s.duplicate_window_hours,
-                       sla_warning_fraction=s.sla_warning_fraction))
+                       sla_warning_fraction=s.sla_warning_fraction),
+                   sms_timezone=s.sms_timezone)
 
 
 # ---------------------------------------------------------------- suggestions
@@ -356,6 +359,9 @@ def _create(session: Session, ticket: Ticket, crew: Crew, actor: Principal | Non
         crew.status = CrewStatus.assigned.value
     crew.updated_at = now
     session.flush()
+    if a.eta_s is not None:  # "crew assigned, about N minutes" — in this same transaction
+        notifications.on_ticket_assigned(session, ticket.id, a.eta_s, now,
+                                         timezone=cfg.sms_timezone)
     return a
 
 

@@ -31,17 +31,20 @@ READERS = (Role.agent, Role.manager)
 EDITORS = (Role.manager,)
 
 
-def _refuse(code: str, message: str) -> JSONResponse:
+def _refuse(code: str, message: str, status: int = 403) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message,
-                                   "field": "X-Twilio-Signature"}}, status_code=403)
+                                   "field": "X-Twilio-Signature"}}, status_code=status)
 
 
 async def signed_form(request: Request) -> list[tuple[str, str]] | JSONResponse:
-    """The webhook's form fields if X-Twilio-Signature matches, else the 403 to answer.
+    """The webhook's form fields if X-Twilio-Signature matches, else the 401/403 to answer.
 
     The signature covers the URL Twilio called: the configured public base URL plus this path and
     query (behind a proxy the app's own URL differs)."""
     settings = request.app.state.settings
+    signature = request.headers.get("X-Twilio-Signature")
+    if not signature:  # no credentials at all: 401, like every other endpoint without a login
+        return _refuse("not_authenticated", "webhooks must carry X-Twilio-Signature", 401)
     token = settings.twilio_auth_token.get_secret_value()
     if not token:
         return _refuse("webhook_not_configured", "SMS webhooks need CREWLINE_TWILIO_AUTH_TOKEN "
@@ -51,8 +54,7 @@ async def signed_form(request: Request) -> list[tuple[str, str]] | JSONResponse:
     url = settings.public_base_url.rstrip("/") + request.url.path
     if request.url.query:
         url += "?" + request.url.query
-    if not TwilioSignatureValidator(token).validate(url, pairs,
-                                                     request.headers.get("X-Twilio-Signature")):
+    if not TwilioSignatureValidator(token).validate(url, pairs, signature):
         return _refuse("invalid_signature", "X-Twilio-Signature does not match this request")
     return pairs
 

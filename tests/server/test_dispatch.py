@@ -523,3 +523,31 @@ def test_demo_crews_are_created_once_and_dispatchable(roads, settings, engine, a
     ticket = make_ticket(api, *CENTRE, description="主管道爆裂 water main burst")
     body = api.get("dispatcher", f"/api/v1/tickets/{ticket['id']}/suggestions").json()
     assert body["suggestions"] and body["suggestions"][0]["eta_source"] == "road"
+
+
+def test_assignment_texts_the_customer_the_crew_eta(roads, api, clock, engine):
+    """Dispatch and the SMS outbox meet in one transaction: assigning queues "crew assigned,
+    about N minutes" in the reporter's language; unassigning and assigning the same crew again
+    does not repeat the identical text."""
+    lon, lat = CENTRE
+    crew = make_crew(api, clock, "SMS crew", lon + 0.002, lat)
+    r = api.post("agent", "/api/v1/tickets", json={
+        "category": "repair", "description": "leaking pipe", "language": "en",
+        "reporter_phone": "139 0013 9000", "location": {"lon": lon, "lat": lat}})
+    ticket = r.json()["ticket"]
+    url = f"/api/v1/tickets/{ticket['id']}/assignment"
+    eta_s = api.post("dispatcher", url, json={"crew_id": crew["id"]}).json()["eta_s"]
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT template, body, to_e164 FROM sms_messages WHERE ticket_id = :t ORDER BY id"),
+            {"t": ticket["id"]}).all()
+    assert [r.template for r in rows] == ["ticket_received", "crew_assigned"]
+    assigned = rows[1]
+    assert assigned.to_e164 == "+8613900139000"
+    assert f"{max(1, round(eta_s / 60))} min" in assigned.body and ticket["number"] in assigned.body
+    api.client.delete(url, headers=api.headers("dispatcher"))
+    assert api.post("dispatcher", url, json={"crew_id": crew["id"]}).status_code == 201
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM sms_messages WHERE ticket_id = :t "
+                                 "AND template = 'crew_assigned'"),
+                            {"t": ticket["id"]}).scalar_one() == 1

@@ -176,3 +176,41 @@ def test_twilio_calls_our_webhooks_over_http(live_app, api, engine, clock, custo
         assert reply.response_status == 200
         with engine.connect() as conn:
             assert conn.execute(text("SELECT sms_consent FROM customers")).scalar_one() is False
+
+
+def test_concurrent_out_of_order_callbacks_end_at_the_latest_status(live_app, api, engine, clock,
+                                                                     customer):
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from server.notifications.outbox import Outbox, Pacer
+    from server.notifications.service import SmsPolicy
+    from sms_gateway import SmsGatewayConfig, build_provider
+
+    application, base = live_app
+    with TwilioTestServer() as twilio:
+        provider = build_provider(SmsGatewayConfig(
+            provider="twilio", account_sid=twilio.account_sid, auth_token=twilio.auth_token,
+            from_number="+15005550006", api_base_url=twilio.base_url))
+        new_ticket(api, customer)
+        Outbox(application.state.sessionmaker, provider, clock, SmsPolicy(public_base_url=base),
+               Pacer(1000)).run(max_seconds=5)
+        [sms] = twilio.messages
+        statuses = ["queued", "sent", "delivered"] * 8
+        random.Random(7).shuffle(statuses)
+        url = sms.status_callback
+
+        def post(status: str) -> int:
+            params = {"AccountSid": twilio.account_sid, "MessageSid": sms.sid,
+                      "MessageStatus": status, "To": MOBILE, "From": "+15005550006"}
+            return httpx.post(url, data=params, timeout=20,
+                              headers={"X-Twilio-Signature": twilio.sign(url, params)}).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            codes = list(pool.map(post, statuses))
+        assert codes == [204] * len(statuses)
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT status, provider_status FROM sms_messages")).one()
+        assert tuple(row) == ("delivered", "delivered")
