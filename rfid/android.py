@@ -17,6 +17,7 @@ is built, so the module imports (and is tested) off Android with a fake bridge.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,10 +109,8 @@ class _Technology:
             raise _java_error(exc, f"transceive {data[:4].hex().upper()}") from exc
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):
             self._tech.close()
-        except Exception:  # noqa: BLE001, S110 - closing a lost tag may throw; nothing to do
-            pass
 
 
 def _iso_dep_transmit(tech: _Technology, uid: bytes) -> Transmit:

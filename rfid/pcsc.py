@@ -100,7 +100,7 @@ def error_for_result(result: int, action: str, scard: Any | None = None) -> Rfid
     if scard is not None:
         try:
             detail = f": {scard.SCardGetErrorMessage(result)}"
-        except Exception:  # noqa: BLE001 - the message is decoration only
+        except Exception:
             detail = ""
     message = f"{action} failed (0x{code:08X}{detail})"
     if code in _UNAVAILABLE:

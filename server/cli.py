@@ -126,7 +126,8 @@ def import_customers(path: Path = typer.Argument(..., exists=True, dir_okay=Fals
     """Import customers from a CSV file (account_no,name,phones,language,sms_consent,address,lon,lat)."""
     from server.core.db import make_engine, make_sessionmaker
     from server.core.errors import CrewlineError
-    from server.customers.importer import ImportMode, import_customers as run
+    from server.customers.importer import ImportMode
+    from server.customers.importer import import_customers as run
 
     settings = _settings()
     mode = ImportMode.skip_invalid if skip_invalid else ImportMode.all_or_nothing

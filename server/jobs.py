@@ -8,10 +8,9 @@ import procrastinate
 
 from server.core.clock import Clock, SystemClock
 from server.core.db import make_engine, make_sessionmaker
+from server.notifications.tasks import blueprint as notification_tasks
 from server.settings import get_settings
 from server.tickets.tasks import blueprint as ticket_tasks
-from server.notifications.tasks import blueprint as notification_tasks
-
 
 # Every domain's task blueprint, by namespace; a new domain adds one line.
 BLUEPRINTS = {

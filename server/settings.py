@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     sms_crash_after_accept: bool = False  # tests only: exit right after the provider accepted
 
     @model_validator(mode="after")
-    def _no_default_secrets_in_production(self) -> "Settings":
+    def _no_default_secrets_in_production(self) -> Settings:
         if self.env is Environment.production:
             secret = self.secret_key.get_secret_value()
             if not secret or secret == DEVELOPMENT_SECRET or len(secret) < 32:
@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     tag_system_identifier: str = Field("crewline", min_length=1, max_length=16)
 
     @model_validator(mode="after")
-    def _usable_tag_keys(self) -> "Settings":
+    def _usable_tag_keys(self) -> Settings:
         keys = {v: k.get_secret_value() for v, k in self.tag_master_keys.items()}
         if not keys or any(v < 0 for v in keys):
             raise ValueError("CREWLINE_TAG_MASTER_KEYS needs at least one version >= 0")

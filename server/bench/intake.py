@@ -103,7 +103,7 @@ def floor(libpq: str, items: list[dict], clients: int, user_id: int) -> float:
                 for clock in ("assign", "arrive", "resolve"):
                     conn.execute(FLOOR_CLOCK, (tid, clock))
 
-    threads = [threading.Thread(target=work, args=(c, ch)) for c, ch in zip(conns, chunks)]
+    threads = [threading.Thread(target=work, args=(c, ch)) for c, ch in zip(conns, chunks, strict=False)]
     for t in threads:
         t.start()
     barrier.wait()

@@ -12,8 +12,7 @@ import time
 import httpx
 import psycopg
 
-from server.bench.common import (bench_database, ensure_bench_user, login, percentile,
-                                 running_server)
+from server.bench.common import bench_database, ensure_bench_user, login, percentile, running_server
 from server.settings import Settings
 
 CHUNK = 100_000

@@ -34,7 +34,7 @@ class PointOut(BaseModel):
     lat: float
 
     @classmethod
-    def from_geom(cls, geom: WKBElement | None) -> "PointOut | None":
+    def from_geom(cls, geom: WKBElement | None) -> PointOut | None:
         if geom is None:
             return None
         p = to_shape(geom)

@@ -6,9 +6,9 @@ from sqlalchemy.orm import Session
 
 from server.auth.deps import STAFF_DESK, get_session, require
 from server.auth.service import Principal
+from server.core.errors import InvalidInput
 from server.customers import importer, phones, service
 from server.customers.schemas import CustomerIn, CustomerOut, ImportReportOut, RowErrorOut
-from server.core.errors import InvalidInput
 from server.models import Role
 from server.tickets.schemas import TicketSummary
 

@@ -27,7 +27,7 @@ class CustomerOut(BaseModel):
     service_points: list[ServicePointOut]
 
     @classmethod
-    def of(cls, c: Customer) -> "CustomerOut":
+    def of(cls, c: Customer) -> CustomerOut:
         return cls(
             id=c.id, account_no=c.account_no, name=c.name, preferred_language=c.preferred_language,
             sms_consent=c.sms_consent,

@@ -1,14 +1,39 @@
 """All ORM models, in one package so Alembic sees every table."""
 
 from server.models.base import SRID, Base
+from server.models.crews import Crew, CrewMember, CrewPosition
 from server.models.customers import Customer, CustomerPhone, ServicePoint
+from server.models.dispatch import Assignment, RoadEdge, RoadVertex
+from server.models.notifications import SmsInbound, SmsMessage, SmsOptOut, SmsTemplate
 from server.models.tags import Site, Tag, TagEvent, TagScan
 from server.models.tickets import SlaClock, SlaPolicy, Ticket, TicketEvent, TicketLink
 from server.models.users import Role, User
-from server.models.crews import Crew, CrewMember, CrewPosition  # noqa: E402
-from server.models.dispatch import Assignment, RoadEdge, RoadVertex  # noqa: E402
-from server.models.notifications import SmsInbound, SmsMessage, SmsOptOut, SmsTemplate  # noqa: E402,F401
 
-__all__ = ["SRID", "Base", "Customer", "CustomerPhone", "ServicePoint", "SlaClock", "SlaPolicy",
-           "Ticket", "TicketEvent", "TicketLink", "Role", "User",
-           "Site", "Tag", "TagEvent", "TagScan"]
+__all__ = [
+    "SRID",
+    "Assignment",
+    "Base",
+    "Crew",
+    "CrewMember",
+    "CrewPosition",
+    "Customer",
+    "CustomerPhone",
+    "RoadEdge",
+    "RoadVertex",
+    "Role",
+    "ServicePoint",
+    "Site",
+    "SlaClock",
+    "SlaPolicy",
+    "SmsInbound",
+    "SmsMessage",
+    "SmsOptOut",
+    "SmsTemplate",
+    "Tag",
+    "TagEvent",
+    "TagScan",
+    "Ticket",
+    "TicketEvent",
+    "TicketLink",
+    "User",
+]

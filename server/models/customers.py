@@ -3,7 +3,16 @@ from __future__ import annotations
 from datetime import datetime
 
 from geoalchemy2 import Geometry
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, String, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.models.base import SRID, Base, Timestamped
@@ -21,9 +30,9 @@ class Customer(Timestamped, Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now())
 
-    phones: Mapped[list["CustomerPhone"]] = relationship(
+    phones: Mapped[list[CustomerPhone]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", order_by="CustomerPhone.id")
-    service_points: Mapped[list["ServicePoint"]] = relationship(
+    service_points: Mapped[list[ServicePoint]] = relationship(
         back_populates="customer", cascade="all, delete-orphan", order_by="ServicePoint.id")
 
 

@@ -9,8 +9,15 @@ from server.core.clock import Clock
 from server.models import Role
 from server.tickets import service
 from server.tickets.lifecycle import Category, Status
-from server.tickets.schemas import (CallbackIn, LinkIn, TicketCreated, TicketIn, TicketOut,
-                                    TicketSummary, TransitionIn)
+from server.tickets.schemas import (
+    CallbackIn,
+    LinkIn,
+    TicketCreated,
+    TicketIn,
+    TicketOut,
+    TicketSummary,
+    TransitionIn,
+)
 
 router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 # technicians act on tickets (accept, en route, …); their own job list arrives with dispatch
@@ -95,4 +102,4 @@ def link(ticket_id: int, body: LinkIn, principal: Principal = Depends(require(*S
     return service.detail(session, ticket, now)
 
 
-__all__ = ["router", "current_principal"]
+__all__ = ["current_principal", "router"]

@@ -7,27 +7,44 @@ a ticket writes a TicketEvent in the same transaction.
 from __future__ import annotations
 
 import json
-
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
 from server.auth.service import Principal
 from server.core.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound
+from server.core.schemas import PointOut
 from server.customers import phones
 from server.customers import service as customers
 from server.models import SRID, Customer, Role, SlaClock, Ticket, TicketEvent, TicketLink, User
-from server.tickets import sla
 from server.notifications import service as notifications  # [notifications]
-from server.tickets.lifecycle import (FIELD_CATEGORIES, FIRST_CONTACT_CATEGORIES, OPEN,
-                                      CallbackOutcome, Category, RoleRefused, Status,
-                                      TransitionRefused, check, event_kind)
-from server.tickets.schemas import (CallbackIn, ClockOut, EventOut, LinkIn, LinkOut, TicketIn,
-                                    TicketOut, TicketSummary, TransitionIn)
-from server.core.schemas import PointOut
+from server.tickets import sla
+from server.tickets.lifecycle import (
+    FIELD_CATEGORIES,
+    FIRST_CONTACT_CATEGORIES,
+    OPEN,
+    CallbackOutcome,
+    Category,
+    RoleRefused,
+    Status,
+    TransitionRefused,
+    check,
+    event_kind,
+)
+from server.tickets.schemas import (
+    CallbackIn,
+    ClockOut,
+    EventOut,
+    LinkIn,
+    LinkOut,
+    TicketIn,
+    TicketOut,
+    TicketSummary,
+    TransitionIn,
+)
 
 OPEN_VALUES = tuple(s.value for s in OPEN)
 

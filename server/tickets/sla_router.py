@@ -28,7 +28,7 @@ class PolicyIn(BaseModel):
     resolve_minutes: int | None = Field(None, ge=1, le=60 * 24 * 90)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "PolicyIn":
+    def _ordered(self) -> PolicyIn:
         values = [v for v in (self.assign_minutes, self.arrive_minutes, self.resolve_minutes) if v]
         if values != sorted(values):
             raise ValueError("assign_minutes <= arrive_minutes <= resolve_minutes")

@@ -124,7 +124,7 @@ class VirtualReader:
                 break
             except (TimeoutError, ConnectionRefusedError):
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"vpcd is not listening on {VPCD_HOST}:{VPCD_PORT}")
+                    raise AssertionError(f"vpcd is not listening on {VPCD_HOST}:{VPCD_PORT}") from None
                 time.sleep(0.05)
         self._tags.append(tag)
         return tag

@@ -14,6 +14,7 @@ description) so that end-to-end tests check one implementation against another.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import struct
@@ -79,10 +80,7 @@ class VirtualTag:
     def respond(self, apdu: bytes) -> bytes:
         """Answer one command APDU (response data followed by the status word)."""
         self.apdus.append(apdu)
-        if apdu == bytes.fromhex("FFCA000000"):
-            response = self.uid + SW_OK
-        else:
-            response = self.handle(apdu)
+        response = self.uid + SW_OK if apdu == bytes.fromhex("FFCA000000") else self.handle(apdu)
         if self.tamper is not None:
             response = self.tamper(apdu, response)
         return response
@@ -113,10 +111,8 @@ class VirtualTag:
         """Close the connection: the tag leaves the reader."""
         sock, self._sock = self._sock, None
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             sock.close()
         if self._thread is not None:
             self._thread.join(5)

@@ -16,10 +16,14 @@ PASSWORD = "correct-horse-battery"
 ROLES = ("agent", "dispatcher", "technician", "manager", "admin")
 # users are created once per session (argon2 hashing is deliberately slow); everything else is
 # emptied before each test
-TABLES = ("dispatch_assignments", "crew_positions", "crew_members", "crews", "tag_scans", "tag_events", "tags", "sites", "ticket_sla_clocks", "ticket_links", "ticket_events", "tickets", "service_points",
-          "customer_phones", "customers", "procrastinate_events",
-          "procrastinate_periodic_defers", "procrastinate_jobs")
-TABLES += ("sms_messages", "sms_inbound", "sms_opt_outs", "sms_templates")  # notifications
+TABLES = (
+    "dispatch_assignments", "crew_positions", "crew_members", "crews",  # dispatch
+    "tag_scans", "tag_events", "tags", "sites",  # tags
+    "sms_messages", "sms_inbound", "sms_opt_outs", "sms_templates",  # notifications
+    "ticket_sla_clocks", "ticket_links", "ticket_events", "tickets",  # tickets
+    "service_points", "customer_phones", "customers",  # customers
+    "procrastinate_events", "procrastinate_periodic_defers", "procrastinate_jobs",  # job queue
+)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,8 @@ import sys
 import pytest
 from sqlalchemy import text
 
-from server.customers.phones import normalize
 from server.core.errors import InvalidInput
+from server.customers.phones import normalize
 
 from .conftest import HELSINKI
 
@@ -187,11 +187,11 @@ def test_cli_import_with_progress_and_exit_codes(settings, engine, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text(BAD_ROWS, encoding="utf-8")
     cmd = [sys.executable, "-m", "server.cli", "import", "customers"]
-    proc = subprocess.run(cmd + [str(bad)], capture_output=True, text=True, env=env, timeout=60)
+    proc = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 1
     assert "line 4: phones:" in proc.stderr and '"committed": false' in proc.stdout
     assert count(engine) == 0
-    proc = subprocess.run(cmd + [str(bad), "--skip-invalid"], capture_output=True, text=True,
+    proc = subprocess.run([*cmd, str(bad), "--skip-invalid"], capture_output=True, text=True,
                           env=env, timeout=60)
     assert proc.returncode == 0 and '"inserted": 2' in proc.stdout
     assert count(engine) == 2

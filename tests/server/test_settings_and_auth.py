@@ -108,7 +108,7 @@ def test_cli_creates_the_first_admin(settings, engine, tmp_path):
     again = subprocess.run(cmd, input="a-very-good-password\n", capture_output=True, text=True,
                            env=env, cwd=tmp_path, timeout=60)
     assert again.returncode == 1 and "already exists" in again.stderr
-    short = subprocess.run(cmd[:5] + ["x2"] + cmd[6:], input="short\n", capture_output=True,
+    short = subprocess.run([*cmd[:5], "x2", *cmd[6:]], input="short\n", capture_output=True,
                            text=True, env=env, cwd=tmp_path, timeout=60)
     assert short.returncode == 1 and "at least 8" in short.stderr
 

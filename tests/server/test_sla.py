@@ -6,7 +6,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import text
