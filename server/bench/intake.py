@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from server.bench.common import bench_database, ensure_bench_user, login, running_server
 from server.settings import Settings
@@ -116,18 +117,32 @@ def floor(libpq: str, items: list[dict], clients: int, user_id: int) -> float:
     return elapsed
 
 
+_REFERENCING = """
+SELECT c.conrelid::regclass::text AS tbl, a.attname AS col
+FROM pg_constraint c
+JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY(c.conkey)
+WHERE c.contype = 'f' AND c.confrelid = 'tickets'::regclass AND c.conrelid <> 'tickets'::regclass
+"""
+
+
 def _reset(libpq: str) -> int:
+    """Delete the benchmark's tickets and every row of any domain that refers to them."""
     with psycopg.connect(libpq) as conn:
-        conn.execute("DELETE FROM ticket_sla_clocks WHERE ticket_id IN "
-                     "(SELECT id FROM tickets WHERE description LIKE 'bench ticket %%')")
+        conn.execute("CREATE TEMP TABLE bench_ids AS SELECT id FROM tickets "
+                     "WHERE description LIKE 'bench ticket %'")
         conn.execute("ALTER TABLE ticket_events DISABLE TRIGGER ticket_events_append_only")
-        conn.execute("DELETE FROM ticket_events WHERE ticket_id IN "
-                     "(SELECT id FROM tickets WHERE description LIKE 'bench ticket %%')")
+        for table, column in conn.execute(_REFERENCING).fetchall():
+            conn.execute(sql.SQL("DELETE FROM {} WHERE {} IN (SELECT id FROM bench_ids)").format(
+                sql.Identifier(table), sql.Identifier(column)))
         conn.execute("ALTER TABLE ticket_events ENABLE TRIGGER ticket_events_append_only")
-        conn.execute("DELETE FROM ticket_links")
-        conn.execute("DELETE FROM tickets WHERE description LIKE 'bench ticket %%'")
-        conn.execute("ANALYZE tickets")
+        conn.execute("DELETE FROM tickets WHERE id IN (SELECT id FROM bench_ids)")
+        conn.commit()
         return conn.execute("SELECT id FROM users WHERE username = 'bench-agent'").fetchone()[0]
+
+
+def _vacuum(libpq: str) -> None:
+    with psycopg.connect(libpq, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE tickets")
 
 
 def _count(libpq: str) -> int:
@@ -142,6 +157,7 @@ def run(settings: Settings, *, seconds: int, clients: int, workers: int, floor_t
     libpq = url.replace("+psycopg", "")
     ensure_bench_user(libpq)
     user_id = _reset(libpq)
+    _vacuum(libpq)
     items = bodies(20_000)
     bar = progress() if progress else None
     if bar:
@@ -150,6 +166,7 @@ def run(settings: Settings, *, seconds: int, clients: int, workers: int, floor_t
     try:
         floor_s = floor(libpq, items[:floor_tickets], clients, user_id)
         _reset(libpq)
+        _vacuum(libpq)
         if bar:
             bar.advance(task)
         pool = max(4, clients // workers + 2)
@@ -158,6 +175,7 @@ def run(settings: Settings, *, seconds: int, clients: int, workers: int, floor_t
             _wrk(base, headers, items, clients, 3)  # warm-up: connections, caches, plans
             time.sleep(2)  # requests wrk abandoned at its deadline still finish on the server
             _reset(libpq)
+            _vacuum(libpq)
             if bar:
                 bar.advance(task)
             result = _wrk(base, headers, items, clients, seconds)
