@@ -32,6 +32,7 @@ class UserOut(BaseModel):
     role: Role
     language: str
     is_active: bool
+    phone: str | None = None
 
 
 class UserIn(BaseModel):
@@ -40,15 +41,17 @@ class UserIn(BaseModel):
     role: Role
     full_name: str = Field("", max_length=200)
     language: str = Field("zh-CN", pattern=r"^(zh-CN|en)$")
+    phone: str | None = Field(None, max_length=32, description="mobile for job SMS (staff)")
 
 
 class UserPatch(BaseModel):
-    is_active: bool
+    is_active: bool | None = None
+    phone: str | None = Field(None, max_length=32, description="empty string removes it")
 
 
 def _out(u: User) -> UserOut:
     return UserOut(id=u.id, username=u.username, full_name=u.full_name, role=Role(u.role),
-                   language=u.language, is_active=u.is_active)
+                   language=u.language, is_active=u.is_active, phone=u.phone)
 
 
 @router.post("/auth/token", response_model=TokenOut)
@@ -75,9 +78,10 @@ def list_users(_: Principal = Depends(require()), session: Session = Depends(get
 
 
 @router.post("/users", response_model=UserOut, status_code=201)
-def create_user(body: UserIn, _: Principal = Depends(require()),
+def create_user(body: UserIn, request: Request, _: Principal = Depends(require()),
                 session: Session = Depends(get_session)) -> UserOut:
-    user = service.create_user(session, **body.model_dump())
+    user = service.create_user(session, **body.model_dump(),
+                               region=request.app.state.settings.default_region)
     session.commit()
     return _out(user)
 
@@ -85,7 +89,9 @@ def create_user(body: UserIn, _: Principal = Depends(require()),
 @router.patch("/users/{user_id}", response_model=UserOut)
 def patch_user(user_id: int, body: UserPatch, request: Request, _: Principal = Depends(require()),
                session: Session = Depends(get_session)) -> UserOut:
-    user = service.set_active(session, user_id, body.is_active)
+    user = service.update_user(session, user_id, active=body.is_active,
+                               phone=body.phone or None, clear_phone=body.phone == "",
+                               region=request.app.state.settings.default_region)
     session.commit()
     request.app.state.user_cache.forget(user_id)
     return _out(user)

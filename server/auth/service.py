@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from server.core.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from server.customers import phones
 from server.models import Role, User
 
 _hasher = PasswordHasher()
@@ -40,7 +41,8 @@ def hash_password(password: str) -> str:
 
 
 def create_user(session: Session, *, username: str, password: str, role: Role | str,
-                full_name: str = "", language: str = "zh-CN") -> User:
+                full_name: str = "", language: str = "zh-CN", phone: str | None = None,
+                region: str = "CN") -> User:
     username = username.strip()
     if not username or len(username) > 64:
         raise InvalidInput("username must be 1-64 characters", field="username")
@@ -51,7 +53,8 @@ def create_user(session: Session, *, username: str, password: str, role: Role | 
     if language not in ("zh-CN", "en"):
         raise InvalidInput("language must be zh-CN or en", field="language")
     user = User(username=username, password_hash=hash_password(password), role=role.value,
-                full_name=full_name, language=language, is_active=True)
+                full_name=full_name, language=language, is_active=True,
+                phone=phones.normalize(phone, region, field="phone") if phone else None)
     session.add(user)
     try:
         session.flush()
@@ -129,9 +132,15 @@ class ActiveUserCache:
             self._entries.pop(user_id, None)
 
 
-def set_active(session: Session, user_id: int, active: bool) -> User:
+def update_user(session: Session, user_id: int, *, active: bool | None = None,
+                phone: str | None = None, clear_phone: bool = False, region: str = "CN") -> User:
     user = session.get(User, user_id)
     if user is None:
         raise NotFound(f"user {user_id} not found", field="user_id")
-    user.is_active = active
+    if active is not None:
+        user.is_active = active
+    if clear_phone:
+        user.phone = None
+    elif phone is not None:
+        user.phone = phones.normalize(phone, region, field="phone")
     return user

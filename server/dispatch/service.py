@@ -359,9 +359,9 @@ def _create(session: Session, ticket: Ticket, crew: Crew, actor: Principal | Non
         crew.status = CrewStatus.assigned.value
     crew.updated_at = now
     session.flush()
-    if a.eta_s is not None:  # "crew assigned, about N minutes" — in this same transaction
-        notifications.on_ticket_assigned(session, ticket.id, a.eta_s, now,
-                                         timezone=cfg.sms_timezone)
+    # the customer: "crew assigned, about N minutes"; the crew: "new job" — same transaction
+    notifications.on_ticket_assigned(session, ticket.id, a.eta_s, now,
+                                     timezone=cfg.sms_timezone, crew_id=crew.id)
     return a
 
 

@@ -30,3 +30,5 @@ class User(Timestamped, Base):
     role: Mapped[str] = mapped_column(String(16))
     language: Mapped[str] = mapped_column(String(8), default="zh-CN")
     is_active: Mapped[bool] = mapped_column(default=True)
+    # E.164; technicians with one get an SMS when a job is assigned to their crew
+    phone: Mapped[str | None] = mapped_column(String(20))

@@ -180,16 +180,59 @@ def on_ticket_event(session: Session, ticket_id: int, kind: str, now: datetime) 
     return enqueue_for_ticket(session, ticket_id, key, now) if key else None
 
 
-def on_ticket_assigned(session: Session, ticket_id: int, eta_seconds: float, now: datetime,
-                       *, timezone: str = "Asia/Shanghai") -> int | None:
-    """Called by dispatch in its transaction: "crew assigned, arriving in about N minutes"."""
-    if eta_seconds < 0:
-        raise InvalidInput("eta_seconds must be >= 0", field="eta_seconds")
-    eta = now + timedelta(seconds=eta_seconds)
-    minutes = max(1, round(eta_seconds / 60))
-    return enqueue_for_ticket(session, ticket_id, TemplateKey.crew_assigned, now, {
-        "eta_minutes": str(minutes),
-        "eta_time": eta.astimezone(ZoneInfo(timezone)).strftime("%H:%M")})
+def on_ticket_assigned(session: Session, ticket_id: int, eta_seconds: float | None,
+                       now: datetime, *, timezone: str = "Asia/Shanghai",
+                       crew_id: int | None = None) -> int | None:
+    """Called by dispatch in its transaction: the customer hears "crew assigned, arriving in
+    about N minutes" (when there is an ETA); the crew's technicians who have a phone hear of
+    the new job. Returns the customer's outbox id."""
+    customer_message = None
+    if eta_seconds is not None:
+        if eta_seconds < 0:
+            raise InvalidInput("eta_seconds must be >= 0", field="eta_seconds")
+        eta = now + timedelta(seconds=eta_seconds)
+        minutes = max(1, round(eta_seconds / 60))
+        customer_message = enqueue_for_ticket(session, ticket_id, TemplateKey.crew_assigned, now, {
+            "eta_minutes": str(minutes),
+            "eta_time": eta.astimezone(ZoneInfo(timezone)).strftime("%H:%M")})
+    if crew_id is not None:
+        _notify_crew(session, ticket_id, crew_id, now)
+    return customer_message
+
+
+_CREW_PHONES = text("""
+SELECT u.phone, u.language, t.priority, t.address, t.id AS ticket_id,
+       (SELECT s.body FROM sms_templates s WHERE s.key = 'staff_assigned'
+         AND s.language = u.language) AS custom_body
+FROM crew_members m JOIN users u ON u.id = m.user_id, tickets t
+WHERE m.crew_id = :crew_id AND t.id = :ticket_id AND u.is_active AND u.phone IS NOT NULL
+ORDER BY u.id
+""")
+_PRIORITY_WORDS = {"zh-CN": {"emergency": "紧急", "high": "高", "normal": "普通", "low": "低"},
+                   "en": {}}
+
+
+def _notify_crew(session: Session, ticket_id: int, crew_id: int, now: datetime) -> list[int]:
+    """"New job for your crew" to each active member with a mobile (opt-outs still apply)."""
+    queued = []
+    for row in session.execute(_CREW_PHONES, {"crew_id": crew_id, "ticket_id": ticket_id}):
+        if not _is_mobile(row.phone):
+            continue
+        language = row.language if row.language in templates.LANGUAGES else "zh-CN"
+        rendered = templates.render(TemplateKey.staff_assigned, language, {
+            "number": f"CL-{row.ticket_id:07d}",
+            "priority": _PRIORITY_WORDS[language].get(row.priority, row.priority),
+            "address": row.address or "-"}, override=row.custom_body)
+        key = TemplateKey.staff_assigned.value
+        message_id = session.execute(_INSERT, {
+            "ticket_id": ticket_id, "customer_id": None, "to": row.phone, "language": language,
+            "template": key, "body": rendered.body, "encoding": rendered.encoding,
+            "segments": rendered.segments, "urgent": row.priority == "emergency",
+            "dedupe_key": _dedupe_key(f"ticket:{ticket_id}", key, row.phone, rendered.body),
+            "no_consent": False, "now": now}).scalar_one_or_none()
+        if message_id is not None:
+            queued.append(message_id)
+    return queued
 
 
 _OUTAGE_INSERT = text("""

@@ -15,6 +15,7 @@ from sms_gateway import SegmentedMessage, segment_message
 
 LANGUAGES = ("zh-CN", "en")
 AREA_MAX_CHARS = 20  # outage areas are cut to this many characters before rendering
+ADDRESS_MAX_CHARS = 30  # a job's address in the staff text, likewise
 
 
 class TemplateKey(StrEnum):
@@ -27,6 +28,7 @@ class TemplateKey(StrEnum):
     restoration = "restoration"
     help_reply = "help_reply"
     opted_in = "opted_in"
+    staff_assigned = "staff_assigned"  # to the crew's technicians, not to customers
 
 
 # Outage messages go out during quiet hours too.
@@ -42,14 +44,17 @@ PLACEHOLDERS: dict[TemplateKey, tuple[str, ...]] = {
     TemplateKey.restoration: ("area",),
     TemplateKey.help_reply: (),
     TemplateKey.opted_in: (),
+    TemplateKey.staff_assigned: ("number", "priority", "address"),
 }
 
 # The longest value each placeholder can take, per language (what the budget check renders).
 _WORST_CASE = {
     "zh-CN": {"number": "CL-0000000", "eta_minutes": "999", "eta_time": "23:59",
-              "area": "区" * AREA_MAX_CHARS, "etr": "12-31 23:59"},
+              "area": "区" * AREA_MAX_CHARS, "etr": "12-31 23:59", "priority": "emergency",
+              "address": "路" * ADDRESS_MAX_CHARS},
     "en": {"number": "CL-0000000", "eta_minutes": "999", "eta_time": "23:59",
-           "area": "W" * AREA_MAX_CHARS, "etr": "12-31 23:59"},
+           "area": "W" * AREA_MAX_CHARS, "etr": "12-31 23:59", "priority": "emergency",
+           "address": "W" * ADDRESS_MAX_CHARS},
 }
 
 DEFAULTS: dict[TemplateKey, dict[str, str]] = {
@@ -97,6 +102,11 @@ DEFAULTS: dict[TemplateKey, dict[str, str]] = {
     TemplateKey.opted_in: {
         "zh-CN": "【Crewline】您已恢复接收服务通知短信。回复TD退订。",
         "en": "Crewline: you will receive service notices again. Reply STOP to opt out.",
+    },
+    TemplateKey.staff_assigned: {
+        "zh-CN": "【Crewline】新工单{number}（{priority}）已派给您的班组：{address}。请在手持终端接单。",
+        "en": "Crewline: new job {number} ({priority}) for your crew at {address}. "
+              "Accept it on your handset.",
     },
 }
 
@@ -151,10 +161,9 @@ def render(key: TemplateKey, language: str, values: dict[str, str],
     """The message text for ``key`` in ``language`` (built-in text unless ``override``)."""
     language = language if language in LANGUAGES else "zh-CN"
     text = override or DEFAULTS[key][language]
-    if "area" in values:
-        area = values["area"]
-        values = {**values, "area": area if len(area) <= AREA_MAX_CHARS
-                  else area[:AREA_MAX_CHARS - 3] + "..."}
+    for name, limit in (("area", AREA_MAX_CHARS), ("address", ADDRESS_MAX_CHARS)):
+        if name in values and len(values[name]) > limit:
+            values = {**values, name: values[name][:limit - 3] + "..."}
     body = text.format(**{name: values.get(name, "") for name in PLACEHOLDERS[key]})
     segmented = segment_message(body)
     return Rendered(body, segmented.encoding.value, segmented.segment_count)

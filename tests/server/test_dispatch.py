@@ -551,3 +551,40 @@ def test_assignment_texts_the_customer_the_crew_eta(roads, api, clock, engine):
         assert conn.execute(text("SELECT count(*) FROM sms_messages WHERE ticket_id = :t "
                                  "AND template = 'crew_assigned'"),
                             {"t": ticket["id"]}).scalar_one() == 1
+
+
+def test_assignment_texts_the_crews_technicians(roads, api, clock, engine):
+    """Responsible staff hear of a new job right after the call: each active member of the
+    assigned crew with a mobile number gets "new job for your crew" in their own language."""
+    made = {}
+    for name, phone, language in (("tech-zh", "138 0000 1111", "zh-CN"),
+                                  ("tech-en", "+86 139 0000 2222", "en"),
+                                  ("tech-nophone", None, "zh-CN")):
+        body = {"username": name, "password": "long-enough-pw", "role": "technician",
+                "language": language, **({"phone": phone} if phone else {})}
+        r = api.post("admin", "/api/v1/users", json=body)
+        assert r.status_code == 201, r.text
+        made[name] = r.json()
+    assert made["tech-en"]["phone"] == "+8613900002222"
+    r = api.post("admin", "/api/v1/users", json={
+        "username": "tech-bad", "password": "long-enough-pw", "role": "technician", "phone": "12"})
+    assert r.status_code == 422 and r.json()["error"]["field"] == "phone"
+    lon, lat = CENTRE
+    crew = make_crew(api, clock, "Staff SMS crew", lon + 0.002, lat,
+                     members=[u["id"] for u in made.values()])
+    ticket = make_ticket(api, lon, lat, priority="high")
+    r = api.post("dispatcher", f"/api/v1/tickets/{ticket['id']}/assignment",
+                 json={"crew_id": crew["id"]})
+    assert r.status_code == 201, r.text
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT to_e164, language, body, customer_id FROM sms_messages "
+            "WHERE ticket_id = :t AND template = 'staff_assigned' ORDER BY to_e164"),
+            {"t": ticket["id"]}).all()
+    assert [(r.to_e164, r.language) for r in rows] == [("+8613800001111", "zh-CN"),
+                                                       ("+8613900002222", "en")]
+    assert all(ticket["number"] in r.body and r.customer_id is None for r in rows)
+    assert "高" in rows[0].body and "(high)" in rows[1].body
+    # a phone can be changed or removed by an admin
+    r = api.patch("admin", f"/api/v1/users/{made['tech-en']['id']}", json={"phone": ""})
+    assert r.status_code == 200 and r.json()["phone"] is None
