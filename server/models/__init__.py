@@ -3,6 +3,7 @@
 from server.models.base import SRID, Base
 from server.models.crews import Crew, CrewMember, CrewPosition
 from server.models.customers import Customer, CustomerPhone, ServicePoint
+from server.models.devices import Device, DeviceDeadLetter, DeviceMessage
 from server.models.dispatch import Assignment, RoadEdge, RoadVertex
 from server.models.notifications import SmsInbound, SmsMessage, SmsOptOut, SmsTemplate
 from server.models.tags import Site, Tag, TagEvent, TagScan
@@ -17,6 +18,9 @@ __all__ = [
     "CrewMember",
     "CrewPosition",
     "Customer",
+    "Device",
+    "DeviceDeadLetter",
+    "DeviceMessage",
     "CustomerPhone",
     "RoadEdge",
     "RoadVertex",

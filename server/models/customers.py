@@ -12,6 +12,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -53,7 +54,11 @@ class CustomerPhone(Base):
 
 class ServicePoint(Timestamped, Base):
     __tablename__ = "service_points"
-    __table_args__ = (UniqueConstraint("customer_id", "address"),)
+    __table_args__ = (
+        UniqueConstraint("customer_id", "address"),
+        # tickets placed by a street address the caller names (tickets.service.create)
+        Index("ix_service_points_address_lower", func.lower(text("address"))),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))

@@ -11,15 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from geoalchemy2.shape import to_shape
-from sqlalchemy import or_, select, text
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
 from server.auth.service import Principal
 from server.core.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound
 from server.core.schemas import PointOut
 from server.customers import phones
-from server.customers import service as customers
-from server.models import SRID, Customer, Role, SlaClock, Ticket, TicketEvent, TicketLink, User
+from server.models import SRID, Customer, Role, ServicePoint, SlaClock, Ticket, TicketEvent, TicketLink, User
 from server.notifications import service as notifications  # [notifications]
 from server.tickets import sla
 from server.tickets.lifecycle import (
@@ -109,7 +108,7 @@ def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
         if customer is None:
             raise InvalidInput(f"customer {data.customer_id} does not exist", field="customer_id")
     if service_point_id is not None:
-        sp = session.get(customers.ServicePoint, service_point_id)
+        sp = session.get(ServicePoint, service_point_id)
         if sp is None:
             raise InvalidInput(f"service point {service_point_id} does not exist",
                                field="service_point_id")
@@ -123,9 +122,16 @@ def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
     elif customer is not None and len(customer.service_points) == 1:
         sp = customer.service_points[0]
         service_point_id, location, address = sp.id, sp.geom, address or sp.address
+    elif address:
+        # a caller who is not the account holder names a street address: place it where a known
+        # service point has that address (the utility's own address book is the geocoder)
+        location = session.scalar(
+            select(ServicePoint.geom).where(func.lower(ServicePoint.address) == address.lower())
+            .order_by(ServicePoint.id).limit(1))
     if location is None and data.category in FIELD_CATEGORIES:
-        raise InvalidInput(f"a {data.category.value} ticket needs a place: give service_point_id "
-                           "or location", field="location")
+        hint = (f"the address {address!r} is not a known service address; " if address else "")
+        raise InvalidInput(f"a {data.category.value} ticket needs a place: {hint}give "
+                           "service_point_id or location", field="location")
     reporter_phone = (phones.normalize(data.reporter_phone, policy.region, field="reporter_phone")
                       if data.reporter_phone else None)
     point = to_shape(location) if location is not None else None

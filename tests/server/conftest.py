@@ -17,6 +17,7 @@ ROLES = ("agent", "dispatcher", "technician", "manager", "admin")
 # users are created once per session (argon2 hashing is deliberately slow); everything else is
 # emptied before each test
 TABLES = (
+    "device_messages", "device_dead_letters", "devices",  # devices
     "dispatch_assignments", "crew_positions", "crew_members", "crews",  # dispatch
     "tag_scans", "tag_events", "tags", "sites",  # tags
     "sms_messages", "sms_inbound", "sms_opt_outs", "sms_templates",  # notifications

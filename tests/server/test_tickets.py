@@ -171,3 +171,17 @@ def test_concurrent_transitions_never_both_win(api, app):
     assert results.count(200) == 1 and results.count(409) == 7
     events = api.get("admin", f"/api/v1/tickets/{ticket_id}").json()["events"]
     assert len(events) == 2
+
+
+def test_a_known_street_address_places_the_ticket(api, customer):
+    """A passer-by reports a burst at an address: a service point with that address (any
+    customer's) gives the place; an unknown address says so, naming the field."""
+    r = create(api, category="repair", address="mannerheimintie 1, HELSINKI",
+               reporter_phone="139 1111 2222")
+    assert r.status_code == 201, r.text
+    t = r.json()["ticket"]
+    assert t["location"] == HELSINKI and t["customer_id"] is None
+    assert t["address"] == "mannerheimintie 1, HELSINKI"
+    r = create(api, category="repair", address="Nowhere street 99")
+    assert r.status_code == 422 and r.json()["error"]["field"] == "location"
+    assert "not a known service address" in r.json()["error"]["message"]

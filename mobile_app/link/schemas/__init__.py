@@ -1,0 +1,1 @@
+"""JSON Schemas of the handset link protocol v1 (package data)."""
