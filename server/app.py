@@ -103,4 +103,5 @@ ROUTERS = [
     tags_router,
     web_router,
     sms_router,
+    __import__("server.devices.router", fromlist=["router"]).router,
 ]

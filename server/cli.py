@@ -24,6 +24,7 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(bench_app, name="bench")
 app.add_typer(__import__("server.tags.cli", fromlist=["tags_app"]).tags_app, name="tags")
 app.add_typer(__import__("server.dispatch.cli", fromlist=["dispatch_app"]).dispatch_app, name="dispatch")
+app.command("bridge")(__import__("server.devices.cli", fromlist=["bridge"]).bridge)
 err = Console(stderr=True)
 
 

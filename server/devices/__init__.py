@@ -1,0 +1,1 @@
+"""Handsets over MQTT: registration with broker credentials, and the uplink bridge (issue 4)."""

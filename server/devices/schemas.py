@@ -1,0 +1,38 @@
+"""Device registration I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class DeviceIn(BaseModel):
+    user_id: int = Field(ge=1, description="the technician who carries the handset")
+    name: str = Field(min_length=1, max_length=100, description="e.g. 'Van 7 phone'")
+
+
+class DeviceOut(BaseModel):
+    id: str
+    user_id: int
+    name: str
+    created_at: datetime
+    created_by: int
+    revoked_at: datetime | None
+    presence: str | None
+    presence_at: datetime | None
+
+
+class MqttCredentials(BaseModel):
+    """Shown once, at registration: only a hash is kept."""
+
+    username: str
+    password: str
+    client_id: str
+    uplink_prefix: str
+    downlink_filter: str
+
+
+class DeviceCreated(BaseModel):
+    device: DeviceOut
+    mqtt: MqttCredentials
