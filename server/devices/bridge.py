@@ -45,13 +45,13 @@ from mobile_app.link import protocol
 from mobile_app.link.protocol import ProtocolError
 from server.auth.service import Principal
 from server.core.clock import Clock
-from server.core.errors import CrewlineError, InvalidInput
+from server.core.errors import CrewlineError, Forbidden, InvalidInput
 from server.models import Device, DeviceDeadLetter, DeviceMessage, Role, User
 from server.settings import Settings
 
 log = structlog.get_logger()
 
-HANDLED_KINDS = ("positions", "tag_scan")
+HANDLED_KINDS = ("positions", "tag_scan", "status")
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,8 @@ class Bridge:
         try:
             if kind == "positions":
                 self._positions(session, actor, message, now)
+            elif kind == "status":
+                self._status(session, actor, message, now)
             else:
                 self._tag_scan(session, actor, message, now)
             savepoint.commit()
@@ -189,6 +191,26 @@ class Bridge:
         except ValidationError as exc:
             raise _validation_error(exc, "fixes") from None
         dispatch.report_positions(session, crew_id, fixes, actor, now, self.dispatch_cfg)
+
+    def _status(self, session: Session, actor: Principal, message: dict[str, Any],
+                now: datetime) -> None:
+        """A technician moves their crew's ticket (accepted, en route, on site, resolved) through
+        the same lifecycle rules, audit trail and SMS as the HTTP API, with themselves as actor.
+        The server's clock stamps the change; the handset's ``at`` stays in the stored message."""
+        from server.crews import service as crews
+        from server.dispatch import service as dispatch
+        from server.tickets import service as tickets
+        from server.tickets.schemas import TransitionIn
+
+        ticket_id = message["ticket_id"]
+        crew_id = crews.crew_of(session, actor.id)
+        holder = dispatch.assigned_crew(session, ticket_id)
+        if crew_id is None or holder != crew_id:
+            raise Forbidden(f"ticket {ticket_id} is not assigned to {actor.username}'s crew",
+                            field="ticket_id", code="not_your_job")
+        body = TransitionIn(to=message["status"], note=message.get("note"),
+                            resolution_code=message.get("resolution_code"))
+        tickets.transition(session, ticket_id, body, actor, now, self.dispatch_cfg.ticket_policy)
 
     def _tag_scan(self, session: Session, actor: Principal, message: dict[str, Any],
                   now: datetime) -> None:

@@ -276,6 +276,12 @@ def _lock_crews(session: Session, ids: set[int]) -> dict[int, Crew]:
     return {i: crews.get(session, i, lock=True) for i in sorted(ids)}
 
 
+def assigned_crew(session: Session, ticket_id: int) -> int | None:
+    """The crew currently holding the ticket, if any."""
+    current = _active(session, ticket_id)
+    return current.crew_id if current is not None else None
+
+
 def _active(session: Session, ticket_id: int) -> Assignment | None:
     return session.scalar(select(Assignment).where(Assignment.ticket_id == ticket_id,
                                                    Assignment.ended_at.is_(None))

@@ -150,9 +150,8 @@ def test_bad_payloads_are_dead_lettered_and_the_bridge_carries_on(
         ("positions", json.dumps(bad_lat).encode(), "schema_invalid"),
         ("positions", b"[1, 2]", "schema_invalid"),
         ("positions", oversize_bytes, "oversize"),
-        ("status", json.dumps(protocol.uplink("status", clock.now(), ticket_id=1,
-                                              status="en_route", at=clock.now().isoformat())
-                              ).encode(), "unsupported_kind"),
+        ("ack", json.dumps(protocol.uplink("ack", clock.now(), seq=3)).encode(),
+         "unsupported_kind"),
     ]
     for kind, payload, _ in bad:
         send(handset, kind, payload)
@@ -283,3 +282,47 @@ def test_crewline_bridge_command(mqtt_settings, handset, crew, clock, engine) ->
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
+
+
+def test_status_uplink_moves_the_crews_ticket(api, bridges, handset, crew, clock, engine) -> None:
+    """The technician works the job from the handset: accept, en route, on site, resolve — each
+    through the ticket lifecycle with the technician as actor; another crew's ticket, a skipped
+    step and a resolve without a code are rejected (and acked as such), nothing half-done."""
+    bridges()
+    ticket = api.post("agent", "/api/v1/tickets", json={
+        "category": "repair", "description": "leak", "location": HELSINKI}).json()["ticket"]
+    other = api.post("agent", "/api/v1/tickets", json={
+        "category": "repair", "description": "elsewhere", "location": HELSINKI}).json()["ticket"]
+    # the crew must be on shift with a fresh position to be assignable
+    r = api.post("dispatcher", f"/api/v1/crews/{crew}/state", json={"shift": "on_shift"})
+    assert r.status_code == 200, r.text
+    r = api.patch("manager", f"/api/v1/crews/{crew}", json={"skills": ["water_main"]})
+    assert r.status_code == 200, r.text
+    send(handset, "positions", positions(clock))
+    assert next_ack(handset)["result"] == "accepted"
+    r = api.post("dispatcher", f"/api/v1/tickets/{ticket['id']}/assignment",
+                 json={"crew_id": crew})
+    assert r.status_code == 201, r.text
+
+    def status(ticket_id, to, **extra):
+        msg = protocol.uplink("status", clock.now(), ticket_id=ticket_id, status=to,
+                              at=clock.now().isoformat(), **extra)
+        send(handset, "status", msg)
+        return next_ack(handset)
+
+    ack = status(other["id"], "accepted")
+    assert ack["result"] == "rejected" and ack["error"]["code"] == "not_your_job"
+    ack = status(ticket["id"], "on_site")
+    assert ack["result"] == "rejected" and ack["error"]["code"] == "invalid_transition"
+    for to in ("accepted", "en_route", "on_site"):
+        assert status(ticket["id"], to)["result"] == "accepted"
+    ack = status(ticket["id"], "resolved")
+    assert ack["result"] == "rejected" and ack["error"]["field"] == "resolution_code"
+    assert status(ticket["id"], "resolved", resolution_code="pipe_replaced",
+                  note="gasket")["result"] == "accepted"
+    t = api.get("dispatcher", f"/api/v1/tickets/{ticket['id']}").json()
+    assert t["status"] == "resolved" and t["resolution_code"] == "pipe_replaced"
+    moves = [(e["kind"], e["actor"]) for e in t["events"] if e["kind"] in
+             ("accepted", "en_route", "on_site", "resolved")]
+    assert moves == [(k, "technician") for k in ("accepted", "en_route", "on_site", "resolved")]
+    assert api.get("dispatcher", f"/api/v1/tickets/{other['id']}").json()["status"] == "new"
