@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from server.core import migrate
+from server.devstack import free_port
 from server.settings import Settings
 
 BENCH_USER = "bench-agent"
@@ -53,12 +53,6 @@ def ensure_bench_user(libpq_url: str) -> None:
             "INSERT INTO users (username, full_name, password_hash, role, language, is_active) "
             "VALUES (%s, 'Bench agent', %s, 'agent', 'en', true) ON CONFLICT (username) DO NOTHING",
             (BENCH_USER, hash_password(BENCH_PASSWORD)))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import nullcontext
 
 import httpx
 import psycopg
@@ -52,7 +53,7 @@ def populate(libpq: str, customers: int, progress) -> float:
         conn.execute("TRUNCATE ticket_sla_clocks, ticket_links, ticket_events, tickets, "
                      "service_points, customer_phones, customers RESTART IDENTITY CASCADE")
         conn.commit()
-        with (progress() if progress else _Null()) as bar:
+        with (progress() if progress else nullcontext()) as bar:
             task = bar.add_task("creating customers", total=customers) if bar else None
             for start in range(1, customers + 1, CHUNK):
                 end = min(start + CHUNK - 1, customers)
@@ -110,7 +111,7 @@ def run(settings: Settings, *, customers: int, queries: int, progress=None) -> d
     with running_server(url) as base:
         headers = login(base)
         with httpx.Client(base_url=base, headers=headers, timeout=10) as client, \
-                (progress() if progress else _Null()) as bar:
+                (progress() if progress else nullcontext()) as bar:
             task = bar.add_task("lookups", total=queries) if bar else None
             for i in picks[: min(200, queries)]:
                 client.get("/api/v1/customers/lookup", params={"phone": typed(i, rng)})
@@ -134,11 +135,3 @@ def run(settings: Settings, *, customers: int, queries: int, progress=None) -> d
         "target_p99_ms": 20, "meets_target": p99 <= 20, "misses": misses,
         "populate_s": round(populate_s, 1),
     }
-
-
-class _Null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

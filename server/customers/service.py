@@ -82,10 +82,3 @@ def create(session: Session, data: CustomerIn, region: str) -> Customer:
         raise Conflict(f"account {data.account_no!r} already exists", field="account_no",
                        code="account_exists") from None
     return customer
-
-
-def service_point(session: Session, service_point_id: int) -> ServicePoint:
-    sp = session.get(ServicePoint, service_point_id)
-    if sp is None:
-        raise NotFound(f"service point {service_point_id} not found", field="service_point_id")
-    return sp

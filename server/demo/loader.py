@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 from rich.console import Console
@@ -49,7 +50,7 @@ def load_demo(settings: Settings, pbf: Path, *, limit: int | None = None, seed: 
     if settings.env is Environment.production:
         raise SystemExit("refusing to load demo data (with known passwords) in production")
     places = []
-    with (progress() if progress else _null()) as bar:
+    with (progress() if progress else nullcontext()) as bar:
         task = bar.add_task("reading Helsinki addresses", total=None) if bar else None
         for place in unique_by_address(iter_addressed_buildings(pbf, include_address_nodes=True)):
             places.append(place)
@@ -79,7 +80,7 @@ def load_demo(settings: Settings, pbf: Path, *, limit: int | None = None, seed: 
     engine = make_engine(settings, pool_size=2)
     factory = make_sessionmaker(engine)
     try:
-        with factory() as session, (progress() if progress else _null()) as bar:
+        with factory() as session, (progress() if progress else nullcontext()) as bar:
             task = bar.add_task("loading customers", total=len(rows)) if bar else None
             report = importer.import_customers(
                 session, csv_text, mode=importer.ImportMode.all_or_nothing,
@@ -112,10 +113,7 @@ def _demo_tickets(factory, settings: Settings) -> int:
             return 0
         agent = session.scalar(select(User).where(User.username == "agent"))
         actor = Principal(agent.id, agent.username, Role.agent)
-        policy = tickets.Policy(region=settings.default_region,
-                                duplicate_radius_m=settings.duplicate_radius_m,
-                                duplicate_window_hours=settings.duplicate_window_hours,
-                                sla_warning_fraction=settings.sla_warning_fraction)
+        policy = tickets.Policy.from_settings(settings)
         points = session.execute(select(ServicePoint.id, ServicePoint.customer_id)
                                  .order_by(ServicePoint.id)).all()
         if not points:
@@ -131,11 +129,3 @@ def _demo_tickets(factory, settings: Settings) -> int:
                 reporter_phone=customer.phones[0].e164 if customer.phones else None),
                 actor, now, policy)
         return len(DEMO_TICKETS)
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

@@ -83,10 +83,3 @@ def list_devices(session: Session, *, user_id: int | None = None,
     if not include_revoked:
         q = q.where(Device.revoked_at.is_(None))
     return [out(d) for d in session.scalars(q)]
-
-
-def verify_password(device: Device, password: str) -> bool:
-    try:
-        return _hasher.verify(device.password_hash, password)
-    except Exception:
-        return False

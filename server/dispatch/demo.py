@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def import_roads(settings: Settings, pbf: Path,
                  progress: Callable[[], Progress] | None = None) -> roads.ImportReport:
     engine = make_engine(settings, pool_size=1)
     try:
-        with (progress() if progress else _Null()) as bar:
+        with (progress() if progress else nullcontext()) as bar:
             tasks: dict[str, int] = {}
 
             def report(stage: str, done: int, total: int | None) -> None:
@@ -88,11 +89,3 @@ def load(settings: Settings, pbf: Path, progress: Callable[[], Progress] | None 
     finally:
         engine.dispose()
     return {"road_edges": report.edges, "crews_created": created}
-
-
-class _Null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

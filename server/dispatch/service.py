@@ -69,10 +69,7 @@ class DispatchConfig:
                    snap_max_m=s.dispatch_snap_max_m, geofence_m=s.dispatch_geofence_m,
                    max_speed_kmh=s.dispatch_max_speed_kmh,
                    knn_candidates=s.dispatch_knn_candidates, auto_assign=frozenset(rules),
-                   ticket_policy=tickets.Policy(
-                       region=s.default_region, duplicate_radius_m=s.duplicate_radius_m,
-                       duplicate_window_hours=s.duplicate_window_hours,
-                       sla_warning_fraction=s.sla_warning_fraction),
+                   ticket_policy=tickets.Policy.from_settings(s),
                    sms_timezone=s.sms_timezone)
 
 

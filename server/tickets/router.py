@@ -25,10 +25,7 @@ ACTORS = (*STAFF_DESK, Role.technician)
 
 
 def policy(request: Request) -> service.Policy:
-    s = request.app.state.settings
-    return service.Policy(region=s.default_region, duplicate_radius_m=s.duplicate_radius_m,
-                          duplicate_window_hours=s.duplicate_window_hours,
-                          sla_warning_fraction=s.sla_warning_fraction)
+    return service.Policy.from_settings(request.app.state.settings)
 
 
 @router.post("", response_model=TicketCreated, status_code=201)

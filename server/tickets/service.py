@@ -20,6 +20,7 @@ from server.core.schemas import PointOut
 from server.customers import phones
 from server.models import SRID, Customer, Role, ServicePoint, SlaClock, Ticket, TicketEvent, TicketLink, User
 from server.notifications import service as notifications  # [notifications]
+from server.settings import Settings
 from server.tickets import sla
 from server.tickets.lifecycle import (
     FIELD_CATEGORIES,
@@ -56,6 +57,12 @@ class Policy:
     duplicate_radius_m: float = 100.0
     duplicate_window_hours: float = 24.0
     sla_warning_fraction: float = 0.8
+
+    @classmethod
+    def from_settings(cls, s: Settings) -> Policy:
+        return cls(region=s.default_region, duplicate_radius_m=s.duplicate_radius_m,
+                   duplicate_window_hours=s.duplicate_window_hours,
+                   sla_warning_fraction=s.sla_warning_fraction)
 
 
 def _event(session: Session, ticket: Ticket, actor: Principal | None, kind: str, now: datetime, *,
@@ -167,7 +174,7 @@ def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
 
 
 # Ticket, its "created" audit event and its SLA clocks in one round trip.
-_CREATE = text("""
+_CREATE = text(f"""
 WITH t AS (
   INSERT INTO tickets (category, priority, channel, status, customer_id, service_point_id,
       location, address, description, reporter_name, reporter_phone, language, created_by,
@@ -184,12 +191,9 @@ e AS (
   RETURNING id),
 c AS (
   INSERT INTO ticket_sla_clocks (ticket_id, clock, cycle, started_at, warn_at, due_at)
-  SELECT t.id, c.clock, 0, :now, :now + c.minutes * :warn_fraction * interval '1 minute',
-         :now + c.minutes * interval '1 minute'
-  FROM t, sla_policies p
-  CROSS JOIN LATERAL (VALUES (1, 'assign', p.assign_minutes), (2, 'arrive', p.arrive_minutes),
-                             (3, 'resolve', p.resolve_minutes)) AS c(n, clock, minutes)
-  WHERE p.category = :category AND p.priority = :priority AND c.minutes IS NOT NULL
+  SELECT t.id, c.clock, 0, :now, {sla.CLOCK_TIMES}
+  FROM t, {sla.POLICY_CLOCKS_FROM}
+  WHERE {sla.POLICY_CLOCKS_WHERE}
   RETURNING clock, cycle, started_at, warn_at, due_at)
 SELECT t.id, e.id AS event_id,
        COALESCE((SELECT json_agg(json_build_object('clock', c.clock, 'cycle', c.cycle,

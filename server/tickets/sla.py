@@ -25,19 +25,25 @@ STOPS = {
 }
 
 
-_START = text("""
+# The clocks a ticket's policy starts, as SQL fragments shared with ticket creation (the insert
+# statement in tickets.service): rows c(clock, minutes) of the policy for :category/:priority,
+# and their warning and due times counted from :now.
+POLICY_CLOCKS_FROM = """sla_policies p
+CROSS JOIN LATERAL (VALUES ('assign', p.assign_minutes), ('arrive', p.arrive_minutes),
+                           ('resolve', p.resolve_minutes)) AS c(clock, minutes)"""
+POLICY_CLOCKS_WHERE = (
+    "p.category = :category AND p.priority = :priority AND c.minutes IS NOT NULL")
+CLOCK_TIMES = ("""(:now + c.minutes * :warn_fraction * interval '1 minute'),
+       (:now + c.minutes * interval '1 minute')""")
+
+_START = text(f"""
 INSERT INTO ticket_sla_clocks (ticket_id, clock, cycle, started_at, warn_at, due_at)
 SELECT :ticket_id, c.clock,
        COALESCE((SELECT max(x.cycle) + 1 FROM ticket_sla_clocks x
                  WHERE x.ticket_id = :ticket_id AND x.clock = c.clock), 0),
-       :now,
-       :now + c.minutes * :warn_fraction * interval '1 minute',
-       :now + c.minutes * interval '1 minute'
-FROM sla_policies p
-CROSS JOIN LATERAL (VALUES ('assign', p.assign_minutes), ('arrive', p.arrive_minutes),
-                           ('resolve', p.resolve_minutes)) AS c(clock, minutes)
-WHERE p.category = :category AND p.priority = :priority
-  AND c.minutes IS NOT NULL AND c.clock = ANY(:clocks)
+       :now, {CLOCK_TIMES}
+FROM {POLICY_CLOCKS_FROM}
+WHERE {POLICY_CLOCKS_WHERE} AND c.clock = ANY(:clocks)
 """)
 
 

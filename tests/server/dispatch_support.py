@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import os
 import subprocess
 import sys
 import threading
@@ -13,6 +12,9 @@ import time
 from pathlib import Path
 
 from sqlalchemy import text
+
+from server.devstack import free_port
+from tests.support import cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
 PBF = ROOT / "var" / "data" / "Helsinki.osm.pbf"
@@ -26,8 +28,7 @@ def ensure_pbf() -> Path:
 
 
 def import_roads_cli(database_url: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREWLINE_")}
-    env.update(CREWLINE_DATABASE_URL=database_url, CREWLINE_ENV="test", COLUMNS="120")
+    env = cli_env(CREWLINE_DATABASE_URL=database_url, CREWLINE_ENV="test", COLUMNS="120")
     return subprocess.run([sys.executable, "-m", "server.cli", "dispatch", "import-roads",
                            "--pbf", str(ensure_pbf())], capture_output=True, text=True, env=env,
                           timeout=300, cwd=ROOT)
@@ -117,13 +118,9 @@ class LiveServer:
     injected clock."""
 
     def __init__(self, app) -> None:
-        import socket
-
         import uvicorn
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
                                                     log_level="warning", lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)

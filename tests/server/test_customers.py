@@ -1,6 +1,5 @@
 """Caller-ID lookup in every common phone format, customer records, CSV import."""
 
-import os
 import subprocess
 import sys
 
@@ -9,6 +8,7 @@ from sqlalchemy import text
 
 from server.core.errors import InvalidInput
 from server.customers.phones import normalize
+from tests.support import cli_env
 
 from .conftest import HELSINKI
 
@@ -182,8 +182,7 @@ def test_import_extra_cells_is_a_row_error(api):
 
 
 def test_cli_import_with_progress_and_exit_codes(settings, engine, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREWLINE_")}
-    env.update(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="test")
+    env = cli_env(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="test")
     bad = tmp_path / "bad.csv"
     bad.write_text(BAD_ROWS, encoding="utf-8")
     cmd = [sys.executable, "-m", "server.cli", "import", "customers"]

@@ -1,5 +1,4 @@
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +8,7 @@ import structlog
 from sqlalchemy import text
 
 from server.core.logging import configure_logging, mask_phone
+from tests.support import cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,8 +41,7 @@ def helsinki_pbf() -> Path:
 
 
 def test_demo_load_is_real_helsinki_and_idempotent(settings, engine, helsinki_pbf, api):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREWLINE_")}
-    env.update(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="test")
+    env = cli_env(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="test")
     cmd = [sys.executable, "-m", "server.cli", "demo", "load", "--pbf", str(helsinki_pbf)]
     for _ in range(2):
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -62,9 +61,8 @@ def test_demo_load_is_real_helsinki_and_idempotent(settings, engine, helsinki_pb
 
 
 def test_demo_refuses_production(settings, helsinki_pbf):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREWLINE_")}
-    env.update(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="production",
-               CREWLINE_SECRET_KEY="p" * 40)
+    env = cli_env(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="production",
+                  CREWLINE_SECRET_KEY="p" * 40)
     proc = subprocess.run([sys.executable, "-m", "server.cli", "demo", "load", "--pbf",
                            str(helsinki_pbf)], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode != 0 and "production" in (proc.stdout + proc.stderr)

@@ -12,14 +12,14 @@ import time
 import pytest
 from sqlalchemy import text
 
+from tests.support import cli_env
 from tests.support.twilio_server import TwilioTestServer
 
 from .test_notifications import MOBILE, new_ticket
 
 
 def _worker(settings, twilio: TwilioTestServer, tmp_path, **extra: str) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREWLINE_")}
-    env.update(
+    env = cli_env(
         CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="test",
         CREWLINE_SMS_PROVIDER="twilio", CREWLINE_TWILIO_ACCOUNT_SID=twilio.account_sid,
         CREWLINE_TWILIO_AUTH_TOKEN=twilio.auth_token, CREWLINE_TWILIO_FROM="+15005550006",

@@ -1,4 +1,3 @@
-import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -8,6 +7,7 @@ from pydantic import ValidationError
 from sqlalchemy import text
 
 from server.settings import DEVELOPMENT_SECRET, Settings
+from tests.support import cli_env
 
 from .conftest import PASSWORD
 
@@ -25,8 +25,7 @@ def test_production_accepts_a_real_secret_and_development_has_a_default():
 
 
 def test_serve_refuses_to_start_in_production_without_secret(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREWLINE_")}
-    env.update(CREWLINE_ENV="production")
+    env = cli_env(CREWLINE_ENV="production")
     proc = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--port", "1"],
                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
     assert proc.returncode == 2
@@ -95,8 +94,7 @@ def test_admin_creates_users_and_duplicates_conflict(api):
 
 
 def test_cli_creates_the_first_admin(settings, engine, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREWLINE_")}
-    env.update(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="test")
+    env = cli_env(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="test")
     cmd = [sys.executable, "-m", "server.cli", "users", "create", "root-admin", "--role", "admin",
            "--password-stdin"]
     proc = subprocess.run(cmd, input="a-very-good-password\n", capture_output=True, text=True,

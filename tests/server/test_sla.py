@@ -12,6 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from server.tickets import sla
+from tests.support import cli_env
 
 from .conftest import HELSINKI
 
@@ -127,9 +128,8 @@ def test_policy_change_applies_to_new_tickets(api):
 
 
 def _worker(settings, tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREWLINE_")}
-    env.update(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="test",
-               CREWLINE_SLA_SWEEP_CRON="* * * * * *")
+    env = cli_env(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="test",
+                  CREWLINE_SLA_SWEEP_CRON="* * * * * *")
     return subprocess.Popen([sys.executable, "-m", "server.cli", "worker"], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)

@@ -4,7 +4,6 @@ CLI as a separate process, the test database. Serialised with the other PC/SC te
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ from server.tags.keys import keyring_from_settings
 from tests.rfid.conftest import pcscd, virtual_reader  # noqa: F401  (fixtures)
 from tests.rfid.emulator import Ntag215Tag, Ntag424Tag, ndef_message
 from tests.server.tags_support import SUN_UID, make_site, sun_url
+from tests.support import cli_env
 
 pytestmark = pytest.mark.pcsc
 CREWLINE = str(Path(sys.executable).parent / "crewline")
@@ -25,10 +25,9 @@ SCANS = "/api/v1/tags/scans"
 @pytest.fixture
 def run(settings, tmp_path, pcscd):  # noqa: F811
     """Run `crewline ...` against the test database (cwd: no stack.env to pick up)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREWLINE_")}
-    env.update(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="test",
-               CREWLINE_SECRET_KEY=settings.secret_key.get_secret_value(),
-               CREWLINE_LOG_LEVEL="WARNING", COLUMNS="200")
+    env = cli_env(CREWLINE_DATABASE_URL=settings.database_url, CREWLINE_ENV="test",
+                  CREWLINE_SECRET_KEY=settings.secret_key.get_secret_value(),
+                  CREWLINE_LOG_LEVEL="WARNING", COLUMNS="200")
 
     def _run(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run([CREWLINE, *args], cwd=tmp_path, env=env, capture_output=True,

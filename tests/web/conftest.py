@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +21,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from server.devstack import free_port
+from tests.support import cli_env
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
@@ -33,12 +35,6 @@ USERS = {"agent": ("desk-agent", "en", "Agent Emma"),
          "dispatcher": ("desk-dispatcher", "en", ""),
          "technician": ("desk-technician", "en", ""),
          "manager": ("desk-manager", "zh-CN", "经理 王伟")}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -55,10 +51,9 @@ class LiveServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CREWLINE_")}
-        env.update(CREWLINE_DATABASE_URL=self.database_url, CREWLINE_ENV="test",
-                   CREWLINE_SECRET_KEY=SECRET, CREWLINE_DEFAULT_REGION="CN",
-                   CREWLINE_LOG_LEVEL="WARNING")
+        env = cli_env(CREWLINE_DATABASE_URL=self.database_url, CREWLINE_ENV="test",
+                      CREWLINE_SECRET_KEY=SECRET, CREWLINE_DEFAULT_REGION="CN",
+                      CREWLINE_LOG_LEVEL="WARNING")
         with self.log.open("a") as out:
             # cwd outside the repository, so no var/stack.env or .env is read
             self.proc = subprocess.Popen(
