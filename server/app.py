@@ -104,4 +104,8 @@ ROUTERS = [
     web_router,
     sms_router,
     __import__("server.devices.router", fromlist=["router"]).router,
+    __import__("server.outages.router", fromlist=["router"]).router,
+    __import__("server.devices.pairing_router", fromlist=["router"]).router,
+    __import__("server.console.router", fromlist=["router"]).router,
+    __import__("server.inspections.router", fromlist=["router"]).router,
 ]

@@ -24,7 +24,10 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(bench_app, name="bench")
 app.add_typer(__import__("server.tags.cli", fromlist=["tags_app"]).tags_app, name="tags")
 app.add_typer(__import__("server.dispatch.cli", fromlist=["dispatch_app"]).dispatch_app, name="dispatch")
+app.add_typer(__import__("server.inspections.cli", fromlist=["inspections_app"]).inspections_app,
+              name="inspections")
 app.command("bridge")(__import__("server.devices.cli", fromlist=["bridge"]).bridge)
+app.command("simulate")(__import__("server.devices.cli", fromlist=["simulate"]).simulate)
 err = Console(stderr=True)
 
 
@@ -207,6 +210,17 @@ def bench_tags(verifications: int = 50_000, tags: int = 1000, scans: int = 3000)
                               progress=progress_bar)))
 
 
+@bench_app.command("inspections")
+def bench_inspections(visits: int = 2000, sites: int = 50, threads: int = 4,
+                      per_thread: int = 100) -> None:
+    """Visits appended to the per-site hash chains/s (one site vs many in parallel), chain
+    verification records/s; floor: raw INSERTs of the same records."""
+    from server.bench.inspections import run
+
+    typer.echo(json.dumps(run(_settings(), visits=visits, sites=sites, threads=threads,
+                              per_thread=per_thread, progress=progress_bar)))
+
+
 @bench_app.command("sms")
 def bench_sms(notifications: int = 100_000, send: int = 1000, mps: float = 100.0) -> None:
     """SMS outbox: enqueue rate for N notifications; paced send loop vs MPS (no duplicates)."""
@@ -214,6 +228,44 @@ def bench_sms(notifications: int = 100_000, send: int = 1000, mps: float = 100.0
 
     typer.echo(json.dumps(run(_settings(), notifications=notifications, send=send, mps=mps,
                               progress=progress_bar)))
+
+
+@bench_app.command("mqtt")
+def bench_mqtt(handsets: int = 200, messages: int = 20_000, fixes: int = 5, window: int = 20,
+               bridges: int = 2, procs: int = 2) -> None:
+    """Handset uplink events persisted and acked end to end through N bridges (floor: raw
+    Mosquitto publish -> subscribe of the same payloads)."""
+    from server.bench.mqtt import run
+
+    typer.echo(json.dumps(run(_settings(), handsets=handsets, messages=messages, fixes=fixes,
+                              window=window, bridges=bridges, procs=procs)))
+
+
+@bench_app.command("outage")
+def bench_outage(points: int = 100_000, repeat: int = 3) -> None:
+    """Declare an outage over N service points: select them and queue every SMS (floor: the raw
+    spatial count)."""
+    from server.bench.outage import run
+
+    typer.echo(json.dumps(run(_settings(), points=points, repeat=repeat, progress=progress_bar)))
+
+
+@bench_app.command("handset")
+def bench_handset(starts: int = 5, jobs: int = 500, events: int = 5000) -> None:
+    """Handset app: cold start to the job list, 500 jobs listed and scrolled, outbox flush of N
+    events after reconnect (floor: raw paho publish of the same payloads)."""
+    from server.bench.handset import run
+
+    typer.echo(json.dumps(run(starts=starts, jobs=jobs, events=events)))
+
+
+@bench_app.command("console")
+def bench_console(crews: int = 5000, seconds: int = 30, warmup: int = 5) -> None:
+    """Live map: N crews moving at 1 Hz; server-to-browser latency p50/p99 and long tasks per
+    minute in Chromium (floor: raw NOTIFY -> LISTEN)."""
+    from server.bench.console import run
+
+    typer.echo(json.dumps(run(_settings(), crews=crews, seconds=seconds, warmup=warmup)))
 
 
 def _register_stack() -> None:

@@ -17,6 +17,8 @@ BLUEPRINTS = {
     "tickets": ticket_tasks,
     "dispatch": __import__("server.dispatch.tasks", fromlist=["blueprint"]).blueprint,
     "notifications": notification_tasks,
+    "outages": __import__("server.outages.tasks", fromlist=["blueprint"]).blueprint,
+    "inspections": __import__("server.inspections.tasks", fromlist=["blueprint"]).blueprint,
 }
 
 

@@ -66,6 +66,36 @@ class Settings(BaseSettings):
     sms_sending_lease_seconds: float = Field(120.0, gt=0)  # > sms_timeout_seconds
     sms_sweep_cron: str = "* * * * * *"
     sms_crash_after_accept: bool = False  # tests only: exit right after the provider accepted
+    # -- outages (server/outages, docs/outages.md) --
+    outage_planned_notice_hours: float = Field(24.0, ge=0, le=24 * 14)  # notice this far ahead
+    outage_planned_cron: str = "*/30 * * * * *"
+    outage_street_buffer_m: float = Field(30.0, gt=0, le=1000)  # "selected streets" areas
+    outage_infer_cron: str = "*/30 * * * * *"
+    outage_infer_window_minutes: float = Field(30.0, gt=0, le=24 * 60)
+    outage_infer_eps_m: float = Field(250.0, gt=0, le=10_000)  # ST_ClusterDBSCAN eps
+    outage_infer_min_tickets: int = Field(5, ge=2, le=10_000)  # ST_ClusterDBSCAN minpoints
+    outage_infer_buffer_m: float = Field(150.0, ge=0, le=10_000)  # around the cluster's hull
+    outage_public_decimals: int = Field(3, ge=2, le=6)  # public areas: coordinates rounded
+    outage_public_simplify_m: float = Field(50.0, ge=0, le=5000)
+    ivr_agent_queue: str = Field("crewline-agents", min_length=1, max_length=64)  # <Enqueue>
+    ivr_agent_number: str = ""  # if set, <Dial> this number instead of the queue
+    ivr_voice_zh: str = "alice"
+    ivr_language_zh: str = "zh-CN"
+    ivr_voice_en: str = "alice"
+    ivr_language_en: str = "en-US"
+    # -- web console (server/console, docs/web.md) --
+    # a raster tile server for the map, e.g. https://tiles.example.org/{z}/{x}/{y}.png; empty: the
+    # vector basemap of the road graph served by Crewline itself (works offline)
+    tile_url: str = Field("", pattern=r"^(https?://[^\s'\"]+\{z\}[^\s'\"]*)?$")
+    tile_attribution: str = "Map data © OpenStreetMap contributors, ODbL"
+    live_position_interval_s: float = Field(1.0, ge=0.2, le=60)  # crews pushed at most this often
+    # -- handset pairing (server/devices/pairing.py, docs/handset.md) --
+    # the broker as handsets reach it, mqtt://host:port (no credentials); empty: mqtt_url's host:port
+    handset_broker_url: str = Field("", pattern=r"^(mqtts?://[^\s/@]+(:\d+)?)?$")
+    pairing_code_minutes: float = Field(10.0, gt=0, le=24 * 60)
+    pairing_max_failures: int = Field(5, ge=1, le=1000)  # wrong codes per client address ...
+    pairing_lockout_minutes: float = Field(15.0, gt=0, le=24 * 60)  # ... within this window
+    pairing_max_failures_total: int = Field(200, ge=1)  # from all addresses, same window
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:
@@ -87,6 +117,19 @@ class Settings(BaseSettings):
         default_factory=lambda: {1: SecretStr("637265776c696e652d6465762d746167")})
     tag_key_version: int | None = Field(None, ge=0, description="current version (None: newest)")
     tag_system_identifier: str = Field("crewline", min_length=1, max_length=16)
+
+    # -- inspections (server/inspections, docs/inspections.md) --
+    inspection_timezone: str = "Asia/Shanghai"  # default zone of a plan's time window
+    inspection_gps_tolerance_m: float = Field(50.0, gt=0, le=10_000)  # fix to site, per site overridable
+    inspection_accept_uid_only: bool = False  # True: a plain (UID-only) tag counts as proof
+    inspection_scan_max_gap_minutes: float = Field(30.0, gt=0, le=24 * 60)  # scan vs visit time
+    inspection_max_speed_kmh: float = Field(80.0, gt=0, le=500)  # straight-line travel fallback
+    inspection_travel_fraction: float = Field(0.6, gt=0, le=1)  # below this share of road time: anomaly
+    inspection_clone_radius_m: float = Field(30.0, gt=0, le=1000)  # UID-only scans "from one spot"
+    inspection_track_tolerance_m: float = Field(10.0, ge=0, le=1000)  # the day's track simplification
+    inspection_rounds_cron: str = "* * * * *"  # round generation and missed-checkpoint sweep
+    inspection_chromium: str = "/usr/bin/chromium"  # HTML-to-PDF for round reports
+    inspection_attachment_max_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
 
     @model_validator(mode="after")
     def _usable_tag_keys(self) -> Settings:

@@ -10,9 +10,14 @@ No Kivy and no server imports: the Kivy app and a simulator can both use :class:
 * The MQTT session is persistent (fixed client id = device id, clean start off, a session expiry),
   so QoS 1 downlink published while the handset was away is delivered when it returns.
 * Downlink ``work_order``/``cancel`` carry a per-device sequence number. The last one handled is
-  stored in SQLite; a repeat (seq <= last) is dropped, a jump (seq > last + 1) is reported through
-  ``on_gap(expected, got)`` and the message is still delivered. Asking the server for a resync is
-  NOT implemented yet (the server has no handler for it; docs/protocol.md).
+  stored in SQLite; a repeat (seq <= last) is dropped; the next one (last + 1) is handed to
+  ``on_downlink`` and acknowledged to the server with an uplink ``ack`` (coalesced: one ack per
+  ``ack_delay`` seconds carrying the highest seq); a jump (seq > last + 1) is reported through
+  ``on_gap(expected, got)``, NOT delivered, and answered with a resync request (``ack`` with
+  ``resync: true`` and the last seq handled), upon which the server publishes everything after it
+  again, in order. A resync is also requested on every connection where the broker did not keep
+  the session (first connection, expired or lost session): what was queued there is gone. The
+  same request is not repeated within ``resync_after`` seconds.
 * Presence: a retained ``online`` on connect, the retained ``offline`` last will, and an explicit
   retained ``offline`` on a clean :meth:`stop` (a clean disconnect suppresses the will).
 """
@@ -78,6 +83,11 @@ class Outbox:
         with self._lock:
             return self._db.execute("DELETE FROM outbox WHERE msg_id = ?", (msg_id,)).rowcount > 0
 
+    def contains(self, msg_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM outbox WHERE msg_id = ?", (msg_id,)
+                                    ).fetchone() is not None
+
     def __len__(self) -> int:
         with self._lock:
             return self._db.execute("SELECT count(*) FROM outbox").fetchone()[0]
@@ -103,6 +113,7 @@ class HandsetLink:
                  on_gap: Callable[[int, int], None] | None = None,
                  on_rejected: Callable[[str, dict[str, Any]], None] | None = None,
                  session_expiry: int = 7 * 24 * 3600, resend_after: float = 30.0,
+                 ack_delay: float = 0.5, resync_after: float = 10.0,
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         import paho.mqtt.client as mqtt
         from paho.mqtt.packettypes import PacketTypes
@@ -113,7 +124,10 @@ class HandsetLink:
         self.outbox = Outbox(db_path)
         self.on_downlink, self.on_gap, self.on_rejected = on_downlink, on_gap, on_rejected
         self.resend_after = resend_after
+        self.ack_delay, self.resync_after = ack_delay, resync_after
         self.now = now
+        self._ack_timer: threading.Timer | None = None
+        self._resync_asked: tuple[int, float] | None = None  # (last seq, monotonic time)
         self.connected = threading.Event()
         self._stopping = threading.Event()
         self._seq_lock = threading.Lock()
@@ -141,6 +155,10 @@ class HandsetLink:
     def stop(self) -> None:
         """Go offline on purpose: publish the retained offline state, then disconnect."""
         self._stopping.set()
+        with self._seq_lock:
+            if self._ack_timer is not None:
+                self._ack_timer.cancel()
+                self._ack_timer = None
         if self.connected.is_set():
             info = self._client.publish(self._presence_topic, self._presence("offline"), qos=1,
                                         retain=True)
@@ -151,7 +169,7 @@ class HandsetLink:
             self._resender.join(timeout=5)
         self.outbox.close()
 
-    def send(self, kind: str, **fields: Any) -> str:
+    def send(self, kind: str, /, **fields: Any) -> str:
         """Queue an uplink event durably, publish it if connected; returns its msg_id."""
         if kind not in protocol.ACKED_UP_KINDS:
             raise ValueError(f"{kind!r} is not an acknowledged uplink kind")
@@ -161,6 +179,10 @@ class HandsetLink:
         if self.connected.is_set():
             self._publish(message["msg_id"], kind, payload)
         return message["msg_id"]
+
+    def is_pending(self, msg_id: str) -> bool:
+        """Still waiting for the server's application ack."""
+        return self.outbox.contains(msg_id)
 
     @property
     def last_seq(self) -> int:
@@ -192,7 +214,33 @@ class HandsetLink:
         client.subscribe(protocol.down_filter(self.device_id), qos=1)
         client.publish(self._presence_topic, self._presence("online"), qos=1, retain=True)
         self.connected.set()
+        if not flags.session_present:  # anything the broker had queued for us is gone
+            with self._seq_lock:
+                self._request_resync(force=True)
         self._flush()
+
+    def _request_resync(self, *, force: bool = False) -> None:
+        """Ask for everything after the last handled seq (caller holds _seq_lock)."""
+        last = self.last_seq
+        asked = self._resync_asked
+        if not force and asked is not None and asked[0] == last \
+                and time.monotonic() - asked[1] < self.resync_after:
+            return
+        self._resync_asked = (last, time.monotonic())
+        self.send("ack", seq=last, resync=True)
+
+    def _schedule_ack(self) -> None:
+        """Acknowledge handled downlink soon, once for a burst (caller holds _seq_lock)."""
+        if self._ack_timer is None and not self._stopping.is_set():
+            self._ack_timer = threading.Timer(self.ack_delay, self._send_ack)
+            self._ack_timer.daemon = True
+            self._ack_timer.start()
+
+    def _send_ack(self) -> None:
+        with self._seq_lock:
+            self._ack_timer = None
+            if not self._stopping.is_set():
+                self.send("ack", seq=self.last_seq)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self.connected.clear()
@@ -212,12 +260,17 @@ class HandsetLink:
             seq = body["seq"]
             if seq <= last:
                 return  # a redelivery of something already handled
-            if seq > last + 1 and self.on_gap is not None:
-                self.on_gap(last + 1, seq)
+            if seq > last + 1:  # something was lost: ask again from last + 1, keep order
+                if self.on_gap is not None:
+                    self.on_gap(last + 1, seq)
+                self._request_resync()
+                return
             if self.on_downlink is not None:
                 try:
                     self.on_downlink(t.kind, body)
-                except Exception:  # the app failed to take it: do not count it as handled
+                except Exception:  # the app failed to take it: not handled, a resync repeats it
                     logging.getLogger(__name__).exception("downlink handler failed (seq %s)", seq)
                     return
             self.outbox.set_state("last_seq", str(seq))
+            self._resync_asked = None
+            self._schedule_ack()

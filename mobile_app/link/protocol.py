@@ -23,10 +23,12 @@ TOPIC_ROOT = "crewline/v1/devices"
 # The application limit on one payload (Mosquitto's max_packet_size is far larger).
 MAX_PAYLOAD = 64 * 1024
 
-UP_KINDS = ("positions", "tag_scan", "status", "ack", "presence")
-DOWN_KINDS = ("work_order", "cancel", "ack")
+UP_KINDS = ("positions", "tag_scan", "status", "ack", "presence", "attachment", "inspection")
+DOWN_KINDS = ("work_order", "cancel", "ack", "round")
 # Uplink kinds carrying a msg_id that the server acknowledges (presence is retained state instead).
-ACKED_UP_KINDS = ("positions", "tag_scan", "status", "ack")
+ACKED_UP_KINDS = ("positions", "tag_scan", "status", "ack", "attachment", "inspection")
+# Downlink kinds carrying a per-device seq: everything but the application ack.
+SEQUENCED_DOWN_KINDS = tuple(k for k in DOWN_KINDS if k != "ack")
 
 # The server bridge subscribes through a shared subscription so replicas split the uplink.
 SHARE_GROUP = "crewline"
@@ -101,8 +103,29 @@ def _validator(direction: str, kind: str):
     return jsonschema.Draft202012Validator(s)
 
 
+@cache
+def _fast_validator(direction: str, kind: str):
+    """The schema compiled by fastjsonschema (optional: ~10x faster than jsonschema on the
+    bridge's hot path); None where it is not installed (then jsonschema does everything)."""
+    try:
+        import fastjsonschema
+    except ImportError:
+        return None
+    return fastjsonschema.compile(schema(direction, kind))
+
+
 def validate(direction: str, kind: str, message: Any) -> None:
-    """Raise ProtocolError("schema_invalid", ...) naming the first offending field."""
+    """Raise ProtocolError("schema_invalid", ...) naming the first offending field.
+
+    A message the compiled validator accepts is valid; anything else is judged by jsonschema
+    (the reference), which also words the error."""
+    fast = _fast_validator(direction, kind)
+    if fast is not None:
+        try:
+            fast(message)
+            return
+        except Exception:  # JsonSchemaException, or a type it did not expect
+            pass
     errors = sorted(_validator(direction, kind).iter_errors(message),
                     key=lambda e: list(e.absolute_path))
     if errors:
@@ -143,7 +166,8 @@ def timestamp(at: datetime) -> str:
     return at.isoformat()
 
 
-def uplink(kind: str, sent_at: datetime, msg_id: str | None = None, **fields: Any) -> dict[str, Any]:
+def uplink(kind: str, sent_at: datetime, /, msg_id: str | None = None,
+           **fields: Any) -> dict[str, Any]:
     """An uplink message with the common envelope (v, msg_id, sent_at)."""
     return {"v": VERSION, "msg_id": msg_id or new_msg_id(), "sent_at": timestamp(sent_at), **fields}
 

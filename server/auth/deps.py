@@ -1,12 +1,20 @@
-"""FastAPI dependencies: who is calling, and may they?"""
+"""FastAPI dependencies: who is calling, and may they?
+
+The cheap ones are ``async def``: FastAPI runs every plain ``def`` dependency in its thread pool,
+and on the hot paths (ticket intake) those hand-offs between the event loop and worker threads
+cost more CPU than the work itself. Nothing here blocks the event loop: a database round trip
+(an unknown or expired user in the cache, closing a session still in a transaction) is sent to
+the thread pool.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from server.auth.service import Principal, decode_token
 from server.core.clock import Clock
@@ -17,25 +25,36 @@ from server.settings import Settings
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_clock(request: Request) -> Clock:
+async def get_clock(request: Request) -> Clock:
     return request.app.state.clock
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session per request; the endpoint commits, anything unfinished is rolled back."""
+def _close(session: Session) -> None:
+    session.rollback()
+    session.close()
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session per request; the endpoint commits, anything unfinished is rolled back.
+
+    Making a session does no I/O (it connects on first use); closing one that holds no
+    transaction any more (the endpoint committed) does none either."""
     session = request.app.state.sessionmaker()
     try:
         yield session
     finally:
-        session.rollback()
-        session.close()
+        if session.in_transaction():
+            await run_in_threadpool(_close, session)
+        else:
+            session.close()
 
 
-def current_principal(request: Request, token: str | None = Depends(oauth2_scheme)) -> Principal:
+async def current_principal(request: Request,
+                            token: str | None = Depends(oauth2_scheme)) -> Principal:
     if not token:
         raise NotAuthenticated("log in first: send 'Authorization: Bearer <token>'")
     claims = decode_token(token, request.app.state.settings.secret_key.get_secret_value(),
@@ -44,7 +63,10 @@ def current_principal(request: Request, token: str | None = Depends(oauth2_schem
         user_id = int(claims["sub"])
     except (KeyError, ValueError):
         raise NotAuthenticated("invalid access token", code="invalid_token") from None
-    principal = request.app.state.user_cache.get(request.app.state.sessionmaker, user_id)
+    cache = request.app.state.user_cache
+    principal = cache.peek(user_id)
+    if principal is cache._MISS:
+        principal = await run_in_threadpool(cache.get, request.app.state.sessionmaker, user_id)
     if principal is None:
         raise NotAuthenticated("this account is disabled or no longer exists", code="inactive_user")
     return principal
@@ -54,7 +76,7 @@ def require(*roles: Role):
     """A dependency that lets only ``roles`` through (admin is always allowed)."""
     allowed = {Role.admin, *roles}
 
-    def _check(principal: Principal = Depends(current_principal)) -> Principal:
+    async def _check(principal: Principal = Depends(current_principal)) -> Principal:
         if principal.role not in allowed:
             raise Forbidden(
                 f"role {principal.role.value!r} may not do this; allowed: "

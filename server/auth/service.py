@@ -6,6 +6,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 import jwt
 from argon2 import PasswordHasher
@@ -89,13 +90,25 @@ def issue_token(user: User, secret: str, minutes: int, now: datetime) -> str:
     return jwt.encode(payload, secret, algorithm=ALGORITHM)
 
 
-def decode_token(token: str, secret: str, now: datetime) -> dict:
-    """Verify signature and expiry; expiry is checked against the injected clock."""
+@lru_cache(maxsize=4096)
+def _verified_claims(token: str, secret: str) -> tuple | None:
+    """The signature check of a token, remembered: an agent sends the same token with every
+    request for hours, and HMAC plus JSON decoding is a visible share of a cheap request. Only
+    the verdict on the (immutable) token is cached; expiry is checked on every use."""
     try:
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM],
                             options={"require": ["exp", "sub"], "verify_exp": False})
     except jwt.PyJWTError:
-        raise NotAuthenticated("invalid access token", code="invalid_token") from None
+        return None
+    return tuple(claims.items())
+
+
+def decode_token(token: str, secret: str, now: datetime) -> dict:
+    """Verify signature and expiry; expiry is checked against the injected clock."""
+    items = _verified_claims(token, secret)
+    if items is None:
+        raise NotAuthenticated("invalid access token", code="invalid_token")
+    claims = dict(items)
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= now.timestamp():
         raise NotAuthenticated("access token expired; log in again", code="token_expired")
     return claims
@@ -113,12 +126,19 @@ class ActiveUserCache:
         self._entries: dict[int, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
-    def get(self, session_factory, user_id: int) -> Principal | None:
-        now = time.monotonic()
+    _MISS = object()
+
+    def peek(self, user_id: int):
+        """The cached answer without touching the database, or ``ActiveUserCache._MISS``."""
         with self._lock:
             hit = self._entries.get(user_id)
-        if hit and hit[0] > now:
-            return hit[1]
+        return hit[1] if hit and hit[0] > time.monotonic() else self._MISS
+
+    def get(self, session_factory, user_id: int) -> Principal | None:
+        now = time.monotonic()
+        cached = self.peek(user_id)
+        if cached is not self._MISS:
+            return cached
         with session_factory() as session:
             user = session.get(User, user_id)
             principal = (Principal(user.id, user.username, Role(user.role))

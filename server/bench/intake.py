@@ -4,7 +4,8 @@ N concurrent connections POST tickets to a real `crewline serve` (W worker proce
 time. The load comes from `wrk` (a C load generator, Debian package `wrk`), because a Python client
 would spend as much CPU as the server on these 2 cores and measure itself. In the same run the
 floor: the same rows (ticket, audit event, SLA clocks) written with raw INSERTs by the same number
-of concurrent connections, one transaction per ticket, as the API does.
+of concurrent connections, one transaction per ticket, as the API does: ticket, audit event,
+three SLA clocks and the "ticket received" SMS in the outbox.
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ FLOOR_EVENT = """INSERT INTO ticket_events (ticket_id, at, actor_id, kind, to_st
 VALUES (%s, now(), %s, 'created', 'new', '{}')"""
 FLOOR_CLOCK = """INSERT INTO ticket_sla_clocks (ticket_id, clock, cycle, started_at, warn_at, due_at)
 VALUES (%s, %s, 0, now(), now() + interval '1 hour', now() + interval '2 hours')"""
+FLOOR_SMS = """INSERT INTO sms_messages (ticket_id, to_e164, language, template, body, encoding,
+    segments, urgent, dedupe_key, status, attempts, next_attempt_at, created_at, updated_at)
+VALUES (%s, %s, 'zh-CN', 'ticket_received', %s, 'UCS-2', 1, false, %s, 'pending', 0, now(), now(),
+    now())"""
 
 
 def floor(libpq: str, items: list[dict], clients: int, user_id: int) -> float:
@@ -103,6 +108,9 @@ def floor(libpq: str, items: list[dict], clients: int, user_id: int) -> float:
                 conn.execute(FLOOR_EVENT, (tid, user_id))
                 for clock in ("assign", "arrive", "resolve"):
                     conn.execute(FLOOR_CLOCK, (tid, clock))
+                # the "ticket received" SMS the API queues in the same transaction
+                conn.execute(FLOOR_SMS, (tid, it["reporter_phone"], f"已受理 CL-{tid:07d}",
+                                         f"ticket:{tid}:ticket_received"))
 
     threads = [threading.Thread(target=work, args=(c, ch)) for c, ch in zip(conns, chunks, strict=False)]
     for t in threads:

@@ -8,6 +8,8 @@ from typing import Any
 
 import structlog
 
+from sms_gateway.numbers import mask_phone_number
+
 # +8613800138000, 138-0013-8000, (010) 1234 5678 …: seven or more digits with separators.
 _PHONE = re.compile(r"(?<![\w])(\+?\d[\d \-().]{5,}\d)(?![\w])")
 
@@ -16,13 +18,15 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def mask_phone(text: str) -> str:
-    """Keep the last two digits of anything that looks like a phone number."""
+    """Mask anything in free text that looks like a phone number, separators and all, the way
+    the SMS gateway masks numbers (one policy everywhere: country prefix and last four digits,
+    ``+86*******8000``)."""
 
     def _mask(m: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", m.group(1))
         if len(digits) < 7 or _DATE.fullmatch(m.group(1).strip()):
             return m.group(1)
-        return ("+" if m.group(1).startswith("+") else "") + "*" * (len(digits) - 2) + digits[-2:]
+        return mask_phone_number(("+" if m.group(1).startswith("+") else "") + digits)
 
     return _PHONE.sub(_mask, text)
 

@@ -10,6 +10,8 @@ from server.core.errors import InvalidInput
 from server.customers import importer, phones, service
 from server.customers.schemas import CustomerIn, CustomerOut, ImportReportOut, RowErrorOut
 from server.models import Role
+from server.outages.absorb import lookup_hints  # [outages]
+from server.outages.schemas import OutageHint  # [outages]
 from server.tickets.schemas import TicketSummary
 
 router = APIRouter(prefix="/api/v1/customers", tags=["customers"])
@@ -19,6 +21,7 @@ MAX_UPLOAD = 200 * 1024 * 1024
 class LookupMatch(BaseModel):
     customer: CustomerOut
     open_tickets: list[TicketSummary]
+    outages: list[OutageHint] = []  # [outages] active outages covering the customer's places
 
 
 class LookupOut(BaseModel):
@@ -37,7 +40,9 @@ def lookup(request: Request, phone: str = Query(..., max_length=40, description=
     for row in service.lookup(session, e164):
         open_tickets = [TicketSummary(number=f"CL-{t['id']:07d}", **t)
                         for t in row.pop("open_tickets")]
-        matches.append(LookupMatch(customer=CustomerOut(**row), open_tickets=open_tickets))
+        outages = lookup_hints(row.pop("outages"), request.app.state.settings.sms_timezone)
+        matches.append(LookupMatch(customer=CustomerOut(**row), open_tickets=open_tickets,
+                                   outages=outages))
     return LookupOut(query=phone, normalized=e164, matches=matches)
 
 

@@ -10,11 +10,12 @@ from server.core.errors import Conflict, NotFound
 from server.customers import phones
 from server.customers.schemas import CustomerIn
 from server.models import Customer, CustomerPhone, ServicePoint
+from server.outages.absorb import LOOKUP_OUTAGES  # [outages] "inside outage X, ETR …"
 
 _EAGER = (selectinload(Customer.phones), selectinload(Customer.service_points))
 
 
-_LOOKUP_SQL = text("""
+_LOOKUP_SQL = text(f"""
 SELECT c.id, c.account_no, c.name, c.preferred_language, c.sms_consent,
   COALESCE((SELECT json_agg(json_build_object('e164', p.e164, 'kind', p.kind) ORDER BY p.id)
               FROM customer_phones p WHERE p.customer_id = c.id), '[]') AS phones,
@@ -33,7 +34,8 @@ SELECT c.id, c.account_no, c.name, c.preferred_language, c.sms_consent,
                 'created_at', t.created_at, 'sla_level', t.sla_level) ORDER BY t.id DESC)
               FROM tickets t WHERE t.customer_id = c.id
                AND t.status IN ('new','assigned','accepted','en_route','on_site')), '[]')
-    AS open_tickets
+    AS open_tickets,
+  {LOOKUP_OUTAGES} AS outages
 FROM customers c
 WHERE c.id IN (SELECT customer_id FROM customer_phones WHERE e164 = :e164 LIMIT :limit)
 ORDER BY c.id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import structlog
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy.orm import Session
 
@@ -13,6 +14,7 @@ from server.devices.broker import BrokerAdmin, MosquittoFilesAdmin
 from server.devices.schemas import DeviceCreated, DeviceIn, DeviceOut
 from server.models import Role
 
+log = structlog.get_logger()
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 MANAGE = (Role.dispatcher, Role.manager)  # admin is always allowed
 
@@ -20,8 +22,9 @@ MANAGE = (Role.dispatcher, Role.manager)  # admin is always allowed
 def get_broker_admin(request: Request) -> BrokerAdmin:
     admin = getattr(request.app.state, "broker_admin", None)
     if admin is None:
+        settings = request.app.state.settings
         admin = request.app.state.broker_admin = MosquittoFilesAdmin(
-            request.app.state.settings.mqtt_auth_dir)
+            settings.mqtt_auth_dir, settings.mqtt_url)
     return admin
 
 
@@ -56,7 +59,12 @@ def get_device(device_id: str, _: Principal = Depends(require(*MANAGE)),
 def revoke(device_id: str, principal: Principal = Depends(require(*MANAGE)),
            session: Session = Depends(get_session), clock: Clock = Depends(get_clock),
            admin: BrokerAdmin = Depends(get_broker_admin)) -> DeviceOut:
-    """Revoke: the broker refuses the device's next connection; its uplinks are dead-lettered."""
+    """Revoke: the device's password leaves the broker (its next connection is refused), its
+    open session is cut (takeover), anything it still sends is dead-lettered."""
     out = service.revoke(session, device_id, principal, clock.now(), admin)
     session.commit()
+    try:
+        admin.disconnect_device(device_id)
+    except Exception:  # the broker reload drops it anyway; the revocation itself is committed
+        log.warning("devices.disconnect_failed", device_id=device_id, exc_info=True)
     return out

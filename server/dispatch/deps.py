@@ -5,7 +5,7 @@ from fastapi import Request
 from server.dispatch.service import DispatchConfig
 
 
-def dispatch_config(request: Request) -> DispatchConfig:
+async def dispatch_config(request: Request) -> DispatchConfig:
     cfg = getattr(request.app.state, "dispatch_config", None)
     if cfg is None:
         cfg = request.app.state.dispatch_config = DispatchConfig.from_settings(

@@ -35,6 +35,7 @@ from server.crews.schemas import (
     PositionsOut,
     Skill,
 )
+from server.devices import work_orders
 from server.dispatch import routing
 from server.dispatch.schemas import AssignmentOut, Suggestion, Suggestions
 from server.dispatch.skills import needed_skill
@@ -365,6 +366,7 @@ def _create(session: Session, ticket: Ticket, crew: Crew, actor: Principal | Non
     # the customer: "crew assigned, about N minutes"; the crew: "new job" — same transaction
     notifications.on_ticket_assigned(session, ticket.id, a.eta_s, now,
                                      timezone=cfg.sms_timezone, crew_id=crew.id)
+    work_orders.on_assigned(session, ticket.id, crew.id, now)  # [devices] the crew's handsets
     return a
 
 
@@ -397,6 +399,7 @@ def reassign(session: Session, ticket_id: int, crew_id: int, actor: Principal, n
                        code="same_crew")
     locked = _lock_crews(session, {crew_id, current.crew_id})
     current.ended_at, current.ended_by, current.end_reason = now, actor.id, "reassigned"
+    work_orders.on_withdrawn(session, ticket.id, current.crew_id, "reassigned", now)  # [devices]
     _move(session, ticket, Status.new, actor, now, cfg, note or "reassigned",
           {"crew_id": current.crew_id, "reason": "reassigned"})
     session.flush()
@@ -415,6 +418,7 @@ def unassign(session: Session, ticket_id: int, actor: Principal, now: datetime,
     _move(session, ticket, Status.new, actor, now, cfg, note,
           {"crew_id": crew.id, "reason": "unassigned"})
     current.ended_at, current.ended_by, current.end_reason = now, actor.id, "unassigned"
+    work_orders.on_withdrawn(session, ticket.id, crew.id, "unassigned", now, note)  # [devices]
     session.flush()
     _release(session, crew, now)
     return current

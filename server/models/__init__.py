@@ -3,9 +3,24 @@
 from server.models.base import SRID, Base
 from server.models.crews import Crew, CrewMember, CrewPosition
 from server.models.customers import Customer, CustomerPhone, ServicePoint
-from server.models.devices import Device, DeviceDeadLetter, DeviceMessage
+from server.models.devices import Device, DeviceAttachment, DeviceDeadLetter, DeviceDownlink, DeviceMessage
 from server.models.dispatch import Assignment, RoadEdge, RoadVertex
+from server.models.inspections import (
+    ChainHead,
+    ChecklistTemplate,
+    InspectionAlert,
+    InspectionAttachment,
+    InspectionPlan,
+    InspectionRecord,
+    InspectionRound,
+    PlanSite,
+    RoundSite,
+    SiteProfile,
+    SiteType,
+)
 from server.models.notifications import SmsInbound, SmsMessage, SmsOptOut, SmsTemplate
+from server.models.outages import Outage, OutageEvent, OutageSubscription, OutageTicket
+from server.models.pairing import PairingCode, PairingFailure
 from server.models.tags import Site, Tag, TagEvent, TagScan
 from server.models.tickets import SlaClock, SlaPolicy, Ticket, TicketEvent, TicketLink
 from server.models.users import Role, User
@@ -14,19 +29,38 @@ __all__ = [
     "SRID",
     "Assignment",
     "Base",
+    "ChainHead",
+    "ChecklistTemplate",
     "Crew",
     "CrewMember",
     "CrewPosition",
     "Customer",
     "CustomerPhone",
     "Device",
+    "DeviceAttachment",
     "DeviceDeadLetter",
+    "DeviceDownlink",
     "DeviceMessage",
+    "InspectionAlert",
+    "InspectionAttachment",
+    "InspectionPlan",
+    "InspectionRecord",
+    "InspectionRound",
+    "PairingCode",
+    "PairingFailure",
+    "PlanSite",
+    "Outage",
+    "OutageEvent",
+    "OutageSubscription",
+    "OutageTicket",
     "RoadEdge",
     "RoadVertex",
     "Role",
+    "RoundSite",
     "ServicePoint",
     "Site",
+    "SiteProfile",
+    "SiteType",
     "SlaClock",
     "SlaPolicy",
     "SmsInbound",

@@ -12,10 +12,12 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -24,6 +26,7 @@ from server.models.base import Base
 
 PRESENCE = ("online", "offline")
 MESSAGE_RESULTS = ("accepted", "rejected")
+ATTACHMENT_KINDS = ("photo", "signature")
 
 
 class Device(Base):
@@ -45,6 +48,11 @@ class Device(Base):
     revoked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     presence: Mapped[str | None] = mapped_column(String(8))
     presence_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # downlink: the last seq allocated (server/devices/downlink.py, UPDATE … RETURNING under the
+    # row lock) and the highest contiguous seq the handset acknowledged (uplink ``ack``)
+    downlink_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    acked_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DeviceMessage(Base):
@@ -54,6 +62,8 @@ class DeviceMessage(Base):
     __table_args__ = (
         UniqueConstraint("device_id", "msg_id", name="uq_device_messages_device_id_msg_id"),
         CheckConstraint("result IN ('accepted','rejected')", name="result"),
+        # deferred kinds (positions) wait here for the applier (server/devices/applier.py)
+        Index("ix_device_messages_unapplied", "id", postgresql_where=text("applied_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
@@ -64,6 +74,7 @@ class DeviceMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     result: Mapped[str] = mapped_column(String(16))
     error: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class DeviceDeadLetter(Base):
@@ -79,3 +90,49 @@ class DeviceDeadLetter(Base):
     reason: Mapped[str] = mapped_column(String(32))
     detail: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class DeviceDownlink(Base):
+    """A server → handset message, sequenced per device and kept: the bridge publishes rows whose
+    ``published_at`` is NULL (set again by a resync) and stamps them after the broker's PUBACK."""
+
+    __tablename__ = "device_downlink"
+    __table_args__ = (
+        UniqueConstraint("device_id", "seq", name="uq_device_downlink_device_id_seq"),
+        CheckConstraint("seq >= 1", name="seq"),
+        Index("ix_device_downlink_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the full message incl. v and seq
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DeviceAttachment(Base):
+    """Photo/signature metadata reported by a handset (uplink ``attachment``); the bytes stay on
+    the handset in this version (docs/protocol.md)."""
+
+    __tablename__ = "device_attachments"
+    __table_args__ = (
+        UniqueConstraint("device_id", "msg_id", name="uq_device_attachments_device_id_msg_id"),
+        CheckConstraint(f"kind IN {ATTACHMENT_KINDS!r}", name="kind"),
+        CheckConstraint("ticket_id IS NOT NULL OR visit_ref IS NOT NULL", name="subject"),
+        Index("ix_device_attachments_ticket_id", "ticket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    msg_id: Mapped[UUID]
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    visit_ref: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(16))
+    sha256: Mapped[str] = mapped_column(String(64))
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    mime: Mapped[str] = mapped_column(String(100))
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -18,6 +18,7 @@ from server.models.notifications import SMS_STATUSES
 from server.notifications import service
 from server.notifications.schemas import SmsMessageOut, TemplateIn, TemplateOut, TemplateSaved
 from server.notifications.templates import TemplateKey
+from server.tickets.service import Policy
 from sms_gateway import (
     TwilioSignatureValidator,
     WebhookPayloadError,
@@ -80,7 +81,7 @@ def status_callback(ref: int | None = Query(None, ge=1),
 
 
 @router.post("/inbound", response_class=Response)
-def inbound(form: list[tuple[str, str]] | JSONResponse = Depends(signed_form),
+def inbound(request: Request, form: list[tuple[str, str]] | JSONResponse = Depends(signed_form),
             session: Session = Depends(get_session), clock: Clock = Depends(get_clock)):
     """A customer's text: opt-out/opt-in, HELP, survey score 1-5, Y/N. Answers TwiML."""
     if isinstance(form, JSONResponse):
@@ -91,7 +92,8 @@ def inbound(form: list[tuple[str, str]] | JSONResponse = Depends(signed_form),
         raise _payload_error(exc) from None
     if not is_e164(sms.sender):
         raise InvalidInput("From is not an E.164 number", field="From", code="invalid_webhook")
-    outcome = service.handle_inbound(session, sms, clock.now())
+    outcome = service.handle_inbound(session, sms, clock.now(),
+                                     Policy.from_settings(request.app.state.settings))
     session.commit()
     message = f"<Message>{escape(outcome.reply)}</Message>" if outcome.reply else ""
     return Response(f'<?xml version="1.0" encoding="UTF-8"?><Response>{message}</Response>',

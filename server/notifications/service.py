@@ -173,6 +173,38 @@ def enqueue_for_ticket(session: Session, ticket_id: int, key: TemplateKey, now: 
         "no_consent": row.sms_consent is False, "now": now}).scalar_one_or_none()
 
 
+# Read by the ticket intake in the same statement that creates the ticket (one round trip instead
+# of three): what the "ticket received" SMS needs to know. Binds :language and :customer_id.
+RECEIPT_CONTEXT_COLUMNS = """
+(SELECT s.body FROM sms_templates s
+  WHERE s.key = 'ticket_received' AND s.language = CAST(:language AS varchar)) AS sms_override,
+(SELECT p.e164 FROM customer_phones p
+  WHERE p.customer_id = CAST(:customer_id AS bigint) AND p.kind = 'mobile'
+  ORDER BY p.id LIMIT 1) AS sms_customer_mobile,
+(SELECT c.sms_consent FROM customers c WHERE c.id = CAST(:customer_id AS bigint)) AS sms_consent
+"""
+
+
+def enqueue_receipt(session: Session, *, ticket_id: int, customer_id: int | None, language: str,
+                    priority: str, reporter_phone: str | None, context, now: datetime) -> int | None:
+    """The "ticket received" SMS of a new ticket, queued with one INSERT: ``context`` is the row
+    holding :data:`RECEIPT_CONTEXT_COLUMNS`, read when the ticket was written. Same rules as
+    :func:`enqueue_for_ticket` (reporter's mobile first, then the customer's; consent; opt-outs)."""
+    key = TemplateKey.ticket_received
+    to = next((n for n in (reporter_phone, context.sms_customer_mobile) if _is_mobile(n)), None)
+    if to is None:
+        return None
+    language = language if language in templates.LANGUAGES else "zh-CN"
+    rendered = templates.render(key, language, {"number": f"CL-{ticket_id:07d}"},
+                                override=context.sms_override)
+    return session.execute(_INSERT, {
+        "ticket_id": ticket_id, "customer_id": customer_id, "to": to, "language": language,
+        "template": key.value, "body": rendered.body, "encoding": rendered.encoding,
+        "segments": rendered.segments, "urgent": key in templates.URGENT or priority == "emergency",
+        "dedupe_key": _dedupe_key(f"ticket:{ticket_id}", key.value, to, rendered.body),
+        "no_consent": context.sms_consent is False, "now": now}).scalar_one_or_none()
+
+
 def on_ticket_event(session: Session, ticket_id: int, kind: str, now: datetime) -> int | None:
     """Called by the tickets service in its transaction for every ticket event; queues the
     customer's SMS for the events that have one (created, en_route, resolved)."""
@@ -235,63 +267,128 @@ def _notify_crew(session: Session, ticket_id: int, crew_id: int, now: datetime) 
     return queued
 
 
-_OUTAGE_INSERT = text("""
+# Outage messages go to (customer_id, e164, language, consent) rows; one message per number.
+# (Each customer's first mobile by a join and DISTINCT ON rather than a LATERAL probe per
+# customer: a whole district is hashed, a handful of customers still probed by index.)
+_CUSTOMER_RECIPIENTS = """
+SELECT * FROM (
+  SELECT DISTINCT ON (c.id) c.id AS customer_id, p.e164, c.preferred_language AS language,
+         c.sms_consent AS consent
+  FROM customers c JOIN customer_phones p ON p.customer_id = c.id AND p.kind = 'mobile'
+  WHERE {where}
+  ORDER BY c.id, p.id) first_mobile"""
+
+_OUTAGE_INSERT = """
 INSERT INTO sms_messages (ticket_id, customer_id, outage_ref, to_e164, language, template, body,
     encoding, segments, urgent, dedupe_key, status, error_code, attempts, next_attempt_at,
     created_at, updated_at)
-SELECT NULL, c.id, CAST(:ref AS text), p.e164, l.language, CAST(:template AS text), l.body,
-    l.encoding, l.segments, true,
-    'outage:' || CAST(:ref AS text) || ':' || CAST(:template AS text) || ':'
-      || md5(p.e164 || '|' || l.body),
-    CASE WHEN NOT c.sms_consent OR o.e164 IS NOT NULL THEN 'suppressed' ELSE 'pending' END,
-    CASE WHEN NOT c.sms_consent THEN 'no_consent' WHEN o.e164 IS NOT NULL THEN 'opted_out' END,
+SELECT NULL, r.customer_id, CAST(:ref AS text), r.e164, l.language, CAST(:template AS text),
+    l.body, l.encoding, l.segments, CAST(:urgent AS boolean),
+    'outage:' || CAST(:ref AS text) || ':' || CAST(:template AS text) || ':' || {key_tail},
+    CASE WHEN NOT r.consent OR o.e164 IS NOT NULL THEN 'suppressed' ELSE 'pending' END,
+    CASE WHEN NOT r.consent THEN 'no_consent' WHEN o.e164 IS NOT NULL THEN 'opted_out' END,
     0, :now, :now, :now
-FROM customers c
-JOIN LATERAL (SELECT e164 FROM customer_phones
-               WHERE customer_id = c.id AND kind = 'mobile' ORDER BY id LIMIT 1) p ON true
+FROM ({recipients}) r
 JOIN (VALUES ('zh-CN', CAST(:body_zh AS text), CAST(:enc_zh AS text), CAST(:seg_zh AS smallint)),
              ('en', CAST(:body_en AS text), CAST(:enc_en AS text), CAST(:seg_en AS smallint)))
-     AS l(language, body, encoding, segments) ON l.language = c.preferred_language
-LEFT JOIN sms_opt_outs o ON o.e164 = p.e164
-WHERE c.id = ANY(:customer_ids)
+     AS l(language, body, encoding, segments) ON l.language = r.language
+LEFT JOIN sms_opt_outs o ON o.e164 = r.e164
 ON CONFLICT (dedupe_key) DO NOTHING
-""")
+"""
+
+
+@dataclass(frozen=True)
+class OutageRecipients:
+    """Recipients chosen in SQL, so a whole area is queued by one INSERT … SELECT.
+
+    ``customers``: a subquery returning customer ids (each gets one message on their first
+    mobile, in their language, if they consent). ``numbers``: optionally a subquery returning
+    ``(e164, language, customer_id)`` rows of numbers that asked for updates themselves (the IVR's
+    "press 1"): that request is their consent, while an opt-out (STOP) still suppresses. A number
+    in both gets one message. ``params`` binds both subqueries."""
+
+    customers: str
+    numbers: str | None = None
+    params: dict | None = None
+
+
+def _recipients_sql(recipients: list[int] | OutageRecipients) -> tuple[str, dict]:
+    if not isinstance(recipients, OutageRecipients):
+        return (_CUSTOMER_RECIPIENTS.format(where="c.id = ANY(:customer_ids)"),
+                {"customer_ids": list(recipients)})
+    where = f"c.id IN ({recipients.customers})"
+    if not recipients.numbers:
+        return _CUSTOMER_RECIPIENTS.format(where=where), dict(recipients.params or {})
+    # a number's own request (consent) wins over a customer's refusal: those numbers come from
+    # the second part only (no sort over the whole area to pick one row per number)
+    numbers = f"({recipients.numbers}) AS n(e164, language, customer_id)"
+    sql = (_CUSTOMER_RECIPIENTS.format(where=where)
+           + f" WHERE NOT EXISTS (SELECT 1 FROM {numbers} WHERE n.e164 = first_mobile.e164)"
+           + f" UNION ALL SELECT n.customer_id, n.e164, n.language, true FROM {numbers}")
+    return sql, dict(recipients.params or {})
 
 
 def _enqueue_outage(session: Session, key: TemplateKey, outage_ref: str,
-                    customer_ids: list[int], values: dict[str, str], now: datetime) -> int:
+                    recipients: list[int] | OutageRecipients, values: dict[str, str],
+                    now: datetime, *, revision: str | None = None, urgent: bool = True) -> int:
     if not outage_ref or len(outage_ref) > 64:
         raise InvalidInput("outage_ref must be 1-64 characters", field="outage_ref")
+    if revision is not None and not (0 < len(revision) <= 16):
+        raise InvalidInput("revision must be 1-16 characters", field="revision")
     overrides = dict(session.execute(select(SmsTemplate.language, SmsTemplate.body)
                                      .where(SmsTemplate.key == key.value)).all())
-    params: dict[str, object] = {"ref": outage_ref, "template": key.value, "now": now,
-                                 "customer_ids": list(customer_ids)}
+    recipients_sql, params = _recipients_sql(recipients)
+    params |= {"ref": outage_ref, "template": key.value, "now": now, "urgent": urgent}
+    if revision is not None:
+        params["revision"] = revision
     for language, suffix in (("zh-CN", "zh"), ("en", "en")):
         rendered = templates.render(key, language, values, override=overrides.get(language))
         params |= {f"body_{suffix}": rendered.body, f"enc_{suffix}": rendered.encoding,
                    f"seg_{suffix}": rendered.segments}
-    return session.execute(_OUTAGE_INSERT, params).rowcount
+    # Without a revision, no identical text twice; with one (the outage's own counter), exactly
+    # one message per number and revision, whatever the text (a retried change sends nothing).
+    key_tail = ("md5(r.e164 || '|' || l.body)" if revision is None
+                else "CAST(:revision AS text) || ':' || md5(r.e164)")
+    sql = _OUTAGE_INSERT.format(recipients=recipients_sql, key_tail=key_tail)
+    # a whole area in one statement: room to hash its customers in memory (this transaction only)
+    session.execute(text("SET LOCAL work_mem = '64MB'"))
+    return session.execute(text(sql), params).rowcount
 
 
-def on_outage_notice(session: Session, outage_ref: str, customer_ids: list[int], *, area: str,
-                     etr: str, now: datetime) -> int:
+def on_outage_notice(session: Session, outage_ref: str,
+                     customer_ids: list[int] | OutageRecipients, *, area: str, etr: str,
+                     now: datetime, revision: str | None = None) -> int:
     """Queue the outage notice for the customers of an outage (sent in quiet hours too)."""
     return _enqueue_outage(session, TemplateKey.outage_notice, outage_ref, customer_ids,
-                           {"area": area, "etr": etr}, now)
+                           {"area": area, "etr": etr}, now, revision=revision)
 
 
-def on_etr_change(session: Session, outage_ref: str, customer_ids: list[int], *, area: str,
-                  etr: str, now: datetime) -> int:
-    """Queue "new expected restoration time" (a changed ``etr`` is a new message)."""
+def on_planned_notice(session: Session, outage_ref: str,
+                      customer_ids: list[int] | OutageRecipients, *, area: str, start: str,
+                      etr: str, now: datetime, urgent: bool = False,
+                      revision: str | None = None) -> int:
+    """Queue the advance notice of planned maintenance. Not urgent (held in quiet hours) unless
+    the caller says the work starts before the quiet hours end."""
+    return _enqueue_outage(session, TemplateKey.planned_notice, outage_ref, customer_ids,
+                           {"area": area, "start": start, "etr": etr}, now, revision=revision,
+                           urgent=urgent)
+
+
+def on_etr_change(session: Session, outage_ref: str,
+                  customer_ids: list[int] | OutageRecipients, *, area: str, etr: str,
+                  now: datetime, revision: str | None = None) -> int:
+    """Queue "new expected restoration time" (a changed ``etr`` or ``revision`` is a new
+    message)."""
     return _enqueue_outage(session, TemplateKey.etr_change, outage_ref, customer_ids,
-                           {"area": area, "etr": etr}, now)
+                           {"area": area, "etr": etr}, now, revision=revision)
 
 
-def on_restoration(session: Session, outage_ref: str, customer_ids: list[int], *, area: str,
-                   now: datetime) -> int:
+def on_restoration(session: Session, outage_ref: str,
+                   customer_ids: list[int] | OutageRecipients, *, area: str, now: datetime,
+                   revision: str | None = None) -> int:
     """Queue "supply restored"."""
     return _enqueue_outage(session, TemplateKey.restoration, outage_ref, customer_ids,
-                           {"area": area}, now)
+                           {"area": area}, now, revision=revision)
 
 
 # -- consent -----------------------------------------------------------------------------------
@@ -565,8 +662,14 @@ def _reply(session: Session, key: TemplateKey, e164: str) -> str:
     return templates.render(key, language, {}, override=override).body
 
 
-def handle_inbound(session: Session, inbound: InboundSms, now: datetime) -> InboundOutcome:
-    """Act on a customer's text once (a redelivered webhook is recognised by its MessageSid)."""
+def handle_inbound(session: Session, inbound: InboundSms, now: datetime,
+                   ticket_policy=None) -> InboundOutcome:
+    """Act on a customer's text once (a redelivered webhook is recognised by its MessageSid).
+    ``ticket_policy`` (tickets.service.Policy) restarts the SLA clocks of a ticket an N reopens."""
+    if ticket_policy is None:
+        from server.tickets.service import Policy
+
+        ticket_policy = Policy()
     seen = session.scalar(select(SmsInbound).where(
         SmsInbound.provider_message_id == inbound.message_id))
     if seen is not None:
@@ -589,7 +692,7 @@ def handle_inbound(session: Session, inbound: InboundSms, now: datetime) -> Inbo
         if ticket_id is None:
             action = "no_survey"
         else:
-            action = _record_on_ticket(session, ticket_id, intent, now, inbound)
+            action = _record_on_ticket(session, ticket_id, intent, now, inbound, ticket_policy)
     else:
         action = "ignored"
     session.add(SmsInbound(provider_message_id=inbound.message_id, from_e164=sender,
@@ -601,7 +704,7 @@ def handle_inbound(session: Session, inbound: InboundSms, now: datetime) -> Inbo
 
 
 def _record_on_ticket(session: Session, ticket_id: int, intent: ReplyIntent, now: datetime,
-                      inbound: InboundSms) -> str:
+                      inbound: InboundSms, ticket_policy) -> str:
     # The audit trail is the tickets domain's: its own event helper writes the row.
     from server.tickets.service import _event as ticket_event
 
@@ -615,6 +718,12 @@ def _record_on_ticket(session: Session, ticket_id: int, intent: ReplyIntent, now
         kind, data, action = "sms_confirmation", {"resolved": False}, "reported_unresolved"
     ticket_event(session, ticket, None, kind, now, note=inbound.body.strip()[:200],
                  data={**data, "provider_message_id": inbound.message_id})
+    if intent is ReplyIntent.CONFIRM_NO:
+        from server.tickets.service import reopen_on_customer_reply
+
+        if reopen_on_customer_reply(session, ticket_id, now, ticket_policy,
+                                    note="reopened: the customer replied that it is not solved"):
+            action = "reopened"
     return action
 
 

@@ -29,6 +29,7 @@ class TemplateKey(StrEnum):
     help_reply = "help_reply"
     opted_in = "opted_in"
     staff_assigned = "staff_assigned"  # to the crew's technicians, not to customers
+    planned_notice = "planned_notice"  # planned maintenance, sent ahead (server/outages)
 
 
 # Outage messages go out during quiet hours too.
@@ -45,16 +46,17 @@ PLACEHOLDERS: dict[TemplateKey, tuple[str, ...]] = {
     TemplateKey.help_reply: (),
     TemplateKey.opted_in: (),
     TemplateKey.staff_assigned: ("number", "priority", "address"),
+    TemplateKey.planned_notice: ("area", "start", "etr"),
 }
 
 # The longest value each placeholder can take, per language (what the budget check renders).
 _WORST_CASE = {
     "zh-CN": {"number": "CL-0000000", "eta_minutes": "999", "eta_time": "23:59",
               "area": "区" * AREA_MAX_CHARS, "etr": "12-31 23:59", "priority": "emergency",
-              "address": "路" * ADDRESS_MAX_CHARS},
+              "address": "路" * ADDRESS_MAX_CHARS, "start": "12-31 23:59"},
     "en": {"number": "CL-0000000", "eta_minutes": "999", "eta_time": "23:59",
            "area": "W" * AREA_MAX_CHARS, "etr": "12-31 23:59", "priority": "emergency",
-           "address": "W" * ADDRESS_MAX_CHARS},
+           "address": "W" * ADDRESS_MAX_CHARS, "start": "12-31 23:59"},
 }
 
 DEFAULTS: dict[TemplateKey, dict[str, str]] = {
@@ -107,6 +109,12 @@ DEFAULTS: dict[TemplateKey, dict[str, str]] = {
         "zh-CN": "【Crewline】新工单{number}（{priority}）已派给您的班组：{address}。请在手持终端接单。",
         "en": "Crewline: new job {number} ({priority}) for your crew at {address}. "
               "Accept it on your handset.",
+    },
+    TemplateKey.planned_notice: {
+        "zh-CN": "【Crewline】计划停水通知：因管网检修，{area}将于{start}至{etr}暂停供水，"
+                 "请提前储水。",
+        "en": "Crewline: planned maintenance. Water supply in {area} will be off from {start} "
+              "until {etr}. Please store water in advance.",
     },
 }
 

@@ -17,7 +17,7 @@ def keyring_from_settings(settings: Settings) -> KeyRing:
     )
 
 
-def get_keyring(request: Request) -> KeyRing:
+async def get_keyring(request: Request) -> KeyRing:
     """FastAPI dependency: one key ring per application, built on first use."""
     ring = getattr(request.app.state, "tag_keyring", None)
     if ring is None:

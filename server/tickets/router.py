@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from server.auth.deps import STAFF_DESK, current_principal, get_clock, get_session, require
@@ -24,8 +24,12 @@ router = APIRouter(prefix="/api/v1/tickets", tags=["tickets"])
 ACTORS = (*STAFF_DESK, Role.technician)
 
 
-def policy(request: Request) -> service.Policy:
-    return service.Policy.from_settings(request.app.state.settings)
+async def policy(request: Request) -> service.Policy:
+    pol = getattr(request.app.state, "ticket_policy", None)
+    if pol is None:
+        pol = request.app.state.ticket_policy = service.Policy.from_settings(
+            request.app.state.settings)
+    return pol
 
 
 @router.post("", response_model=TicketCreated, status_code=201)
@@ -35,8 +39,9 @@ def create_ticket(body: TicketIn, principal: Principal = Depends(require(*STAFF_
     now = clock.now()
     ticket, duplicates = service.create(session, body, principal, now, pol)
     session.commit()
-    return TicketCreated(ticket=ticket,
-                         possible_duplicates=duplicates)
+    # built from validated parts already: serialised once, not validated again on the way out
+    return Response(TicketCreated(ticket=ticket, possible_duplicates=duplicates).model_dump_json(),
+                    status_code=201, media_type="application/json")
 
 
 @router.get("/duplicates", response_model=list[TicketSummary])

@@ -16,10 +16,12 @@ from sqlalchemy.orm import Session
 
 from server.auth.service import Principal
 from server.core.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound
-from server.core.schemas import PointOut
+from server.core.schemas import PointIn, PointOut
 from server.customers import phones
+from server.devices import work_orders  # [devices]
 from server.models import SRID, Customer, Role, ServicePoint, SlaClock, Ticket, TicketEvent, TicketLink, User
 from server.notifications import service as notifications  # [notifications]
+from server.outages.absorb import absorb_ticket as absorb_into_outage  # [outages]
 from server.settings import Settings
 from server.tickets import sla
 from server.tickets.lifecycle import (
@@ -72,12 +74,15 @@ def _event(session: Session, ticket: Ticket, actor: Principal | None, kind: str,
                             kind=kind, from_status=src, to_status=dst, note=note, data=data))
 
 
-_DUPLICATES = text("""
+# Open tickets of a category near a point, nearest first (shared by the duplicate search and by
+# the intake statement, which runs it as a CTE in the same round trip as the insert).
+_DUPLICATES_SQL = """
 SELECT t.id, t.category, t.priority, t.status, t.description, t.address,
        round(ST_X(t.location)::numeric, 7) AS lon, round(ST_Y(t.location)::numeric, 7) AS lat,
        t.created_at, t.sla_level,
        ST_Distance(geography(t.location), geography(p.here)) AS distance_m
-FROM (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), :srid) AS here) p
+FROM (SELECT ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), :srid)
+        AS here) p
 JOIN tickets t
   ON ST_DWithin(geography(t.location), geography(p.here), :radius)
 WHERE t.status IN ('new', 'assigned', 'accepted', 'en_route', 'on_site')
@@ -85,7 +90,24 @@ WHERE t.status IN ('new', 'assigned', 'accepted', 'en_route', 'on_site')
   AND (CAST(:exclude AS bigint) IS NULL OR t.id <> CAST(:exclude AS bigint))
 ORDER BY distance_m
 LIMIT :limit
-""")
+"""
+_DUPLICATES = text(_DUPLICATES_SQL)
+
+
+def _summary_row(r) -> TicketSummary:
+    return TicketSummary(
+        id=r["id"], number=f"CL-{r['id']:07d}", category=r["category"], priority=r["priority"],
+        status=r["status"], description=r["description"], address=r["address"],
+        location=PointOut(lon=float(r["lon"]), lat=float(r["lat"])),
+        created_at=r["created_at"], sla_level=r["sla_level"],
+        distance_m=round(r["distance_m"], 1))
+
+
+def _duplicate_params(*, category: str, lon: float | None, lat: float | None, now: datetime,
+                      policy: Policy, exclude_id: int | None = None, limit: int = 10) -> dict:
+    return {"lon": lon, "lat": lat, "srid": SRID, "radius": policy.duplicate_radius_m,
+            "category": category, "since": now - timedelta(hours=policy.duplicate_window_hours),
+            "exclude": exclude_id, "limit": limit}
 
 
 def find_duplicates(session: Session, *, category: str, lon: float, lat: float, now: datetime,
@@ -93,15 +115,10 @@ def find_duplicates(session: Session, *, category: str, lon: float, lat: float, 
                     limit: int = 10) -> list[TicketSummary]:
     """Open tickets of ``category`` within the radius (metres, on the geography type, through
     the partial GiST index on geography(location)) created inside the window, nearest first."""
-    rows = session.execute(_DUPLICATES, {
-        "lon": lon, "lat": lat, "srid": SRID, "radius": policy.duplicate_radius_m,
-        "category": category, "since": now - timedelta(hours=policy.duplicate_window_hours),
-        "exclude": exclude_id, "limit": limit}).mappings()
-    return [TicketSummary(
-        id=r["id"], number=f"CL-{r['id']:07d}", category=r["category"], priority=r["priority"],
-        status=r["status"], description=r["description"], address=r["address"],
-        location=PointOut(lon=float(r["lon"]), lat=float(r["lat"])), created_at=r["created_at"],
-        sla_level=r["sla_level"], distance_m=round(r["distance_m"], 1)) for r in rows]
+    rows = session.execute(_DUPLICATES, _duplicate_params(
+        category=category, lon=lon, lat=lat, now=now, policy=policy, exclude_id=exclude_id,
+        limit=limit)).mappings()
+    return [_summary_row(r) for r in rows]
 
 
 def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
@@ -125,7 +142,7 @@ def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
         customer = customer or session.get(Customer, sp.customer_id)
         location, address = sp.geom, address or sp.address
     elif data.location is not None:
-        location = data.location.to_wkb()
+        location = data.location  # lon/lat as given: no geometry object needed
     elif customer is not None and len(customer.service_points) == 1:
         sp = customer.service_points[0]
         service_point_id, location, address = sp.id, sp.geom, address or sp.address
@@ -141,26 +158,38 @@ def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
                            "service_point_id or location", field="location")
     reporter_phone = (phones.normalize(data.reporter_phone, policy.region, field="reporter_phone")
                       if data.reporter_phone else None)
-    point = to_shape(location) if location is not None else None
-    duplicates = (find_duplicates(session, category=data.category.value, lon=point.x,
-                                  lat=point.y, now=now, policy=policy) if point else [])
+    if location is None:
+        lon = lat = None
+    elif isinstance(location, PointIn):
+        lon, lat = location.lon, location.lat
+    else:
+        shape = to_shape(location)
+        lon, lat = shape.x, shape.y
     values = {
         "category": data.category.value, "priority": data.priority.value,
         "channel": data.channel.value, "customer_id": customer.id if customer else None,
-        "service_point_id": service_point_id, "lon": point.x if point else None,
-        "lat": point.y if point else None, "address": address, "description": data.description,
+        "service_point_id": service_point_id, "lon": lon, "lat": lat, "address": address, "description": data.description,
         "reporter_name": data.reporter_name, "reporter_phone": reporter_phone,
         "language": data.language or (customer.preferred_language if customer else "zh-CN"),
     }
+    # one round trip: duplicates nearby (seen before the insert), the ticket, its audit event
+    # with those duplicates, its SLA clocks, and what its "received" SMS needs
+    row = session.execute(_CREATE, {
+        **values, **_duplicate_params(category=values["category"], lon=values["lon"],
+                                      lat=values["lat"], now=now, policy=policy),
+        "actor": actor.id, "now": now, "channel_data": json.dumps({"channel": values["channel"]}),
+        "warn_fraction": policy.sla_warning_fraction}).one()
+    duplicates = [_summary_row(r) for r in (row.duplicates or [])]
     event_data = {"channel": values["channel"],
                   "possible_duplicates": [t.id for t in duplicates]}
-    row = session.execute(_CREATE, {
-        **values, "srid": SRID, "actor": actor.id, "now": now, "event_data": json.dumps(event_data),
-        "warn_fraction": policy.sla_warning_fraction}).one()
-    notifications.on_ticket_event(session, row.id, "created", now)  # [notifications] SMS outbox
+    notifications.enqueue_receipt(  # [notifications] the "received" SMS, same transaction
+        session, ticket_id=row.id, customer_id=values["customer_id"],
+        language=values["language"], priority=values["priority"],
+        reporter_phone=reporter_phone, context=row, now=now)
+    absorb_into_outage(session, row.id, now)  # [outages] inside an active outage: link to it
     ticket = TicketOut(
         id=row.id, number=f"CL-{row.id:07d}", status=Status.new, created_at=now, updated_at=now,
-        sla_level=0, location=PointOut(lon=round(point.x, 7), lat=round(point.y, 7)) if point else None,
+        sla_level=0, location=PointOut(lon=round(lon, 7), lat=round(lat, 7)) if lon is not None else None,
         resolution_code=None, resolution_note=None, resolved_at=None, closed_at=None,
         close_reason=None, callback_outcome=None, callback_at=None, reopen_count=0,
         first_contact_resolution=False,
@@ -173,9 +202,12 @@ def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
     return ticket, duplicates
 
 
-# Ticket, its "created" audit event and its SLA clocks in one round trip.
+# Duplicates, the ticket, its "created" audit event, its SLA clocks and the SMS context in one
+# round trip. Every CTE sees the snapshot from before the insert: the new ticket is never its own
+# duplicate.
 _CREATE = text(f"""
-WITH t AS (
+WITH d AS ({_DUPLICATES_SQL}),
+t AS (
   INSERT INTO tickets (category, priority, channel, status, customer_id, service_point_id,
       location, address, description, reporter_name, reporter_phone, language, created_by,
       created_at, updated_at, first_contact_resolution, reopen_count, sla_level)
@@ -187,7 +219,10 @@ WITH t AS (
   RETURNING id),
 e AS (
   INSERT INTO ticket_events (ticket_id, at, actor_id, kind, to_status, data)
-  SELECT t.id, :now, :actor, 'created', 'new', CAST(:event_data AS jsonb) FROM t
+  SELECT t.id, :now, :actor, 'created', 'new',
+         CAST(:channel_data AS jsonb) || jsonb_build_object('possible_duplicates',
+           COALESCE((SELECT jsonb_agg(d.id ORDER BY d.distance_m) FROM d), '[]'::jsonb))
+  FROM t
   RETURNING id),
 c AS (
   INSERT INTO ticket_sla_clocks (ticket_id, clock, cycle, started_at, warn_at, due_at)
@@ -199,7 +234,9 @@ SELECT t.id, e.id AS event_id,
        COALESCE((SELECT json_agg(json_build_object('clock', c.clock, 'cycle', c.cycle,
                    'started_at', c.started_at, 'warn_at', c.warn_at, 'due_at', c.due_at)
                    ORDER BY array_position(ARRAY['assign','arrive','resolve'], c.clock::text))
-                 FROM c), '[]') AS clocks
+                 FROM c), '[]') AS clocks,
+       (SELECT json_agg(d ORDER BY d.distance_m) FROM d) AS duplicates,
+       {notifications.RECEIPT_CONTEXT_COLUMNS}
 FROM t, e
 """)
 
@@ -252,6 +289,7 @@ def _apply(session: Session, ticket: Ticket, src: Status, dst: Status, actor: Pr
     _event(session, ticket, actor, kind, now, src=src.value, dst=dst.value, note=note, data=data)
     sla.stop_clocks(session, ticket.id, dst.value, now)
     notifications.on_ticket_event(session, ticket.id, kind, now)  # [notifications] SMS outbox
+    work_orders.on_status(session, ticket.id, src.value, dst.value, now)  # [devices] handsets
     if kind == "reopened":
         ticket.reopen_count += 1
         ticket.sla_level = 0
@@ -284,6 +322,19 @@ def record_callback(session: Session, ticket_id: int, body: CallbackIn, actor: P
         _apply(session, ticket, Status.resolved, Status.new, actor, now, policy,
                note="reopened: the customer is not satisfied")
     return ticket
+
+
+def reopen_on_customer_reply(session: Session, ticket_id: int, now: datetime, policy: Policy,
+                             *, note: str) -> bool:
+    """The customer answered the "resolved" SMS with N (not solved): a ticket still waiting for
+    its callback goes back to the queue, like a dissatisfied callback; a closed or already
+    reopened one is left to the desk (the reply stays in its events). Returns whether it did."""
+    ticket = get(session, ticket_id, lock=True)
+    if ticket.status != Status.resolved.value:
+        return False
+    _apply(session, ticket, Status.resolved, Status.new, None, now, policy, note=note,
+           data={"source": "sms_reply"})
+    return True
 
 
 def link_duplicate(session: Session, ticket_id: int, body: LinkIn, actor: Principal,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
-from fastapi import APIRouter
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from server.core.errors import NotFound
@@ -37,16 +39,45 @@ def _files() -> dict[str, Path]:
 FILES = _files()
 
 
-def _send(path: Path) -> FileResponse:
+def _send(path: Path, headers: dict[str, str] = HEADERS) -> FileResponse:
     media = _TYPES.get(path.suffix) or mimetypes.guess_type(path.name)[0] or \
         "application/octet-stream"
-    return FileResponse(path, media_type=media, headers=HEADERS)
+    return FileResponse(path, media_type=media, headers=headers)
+
+
+def _page_headers(request: Request) -> dict[str, str]:
+    """The pages' headers; a configured tile server (CREWLINE_TILE_URL) may serve map images."""
+    tile_url = request.app.state.settings.tile_url
+    if not tile_url:
+        return HEADERS
+    parts = urlsplit(tile_url.replace("{s}", "a"))
+    origin = f"{parts.scheme}://{parts.netloc}".replace("://a.", "://*.") \
+        if "{s}" in tile_url else f"{parts.scheme}://{parts.netloc}"
+    return {**HEADERS, "Content-Security-Policy": CSP.replace(
+        "img-src 'self' data:", f"img-src 'self' data: {origin}")}
 
 
 @router.get("/")
-def desk() -> FileResponse:
+def desk(request: Request) -> FileResponse:
     """The agent desk."""
-    return _send(FILES["index.html"])
+    return _send(FILES["index.html"], _page_headers(request))
+
+
+def _page(path: str, name: str, doc: str) -> None:
+    def serve(request: Request) -> FileResponse:
+        return _send(FILES[name], _page_headers(request))
+
+    serve.__doc__ = doc
+    router.add_api_route(path, serve, methods=["GET"], name=f"page_{name.split('.')[0]}")
+
+
+for _path, _name, _doc in (("/dispatch", "dispatch.html", "The dispatcher's map console."),
+                           ("/wall", "wall.html", "The wall screen."),
+                           ("/outages", "outages.html", "Outages: draw, preview, declare, restore."),
+                           ("/inspections", "inspections.html",
+                            "Inspections: a technician's day, compliance, exceptions."),
+                           ("/sms", "sms.html", "The SMS log.")):
+    _page(_path, _name, _doc)
 
 
 @router.get("/static/{name:path}")

@@ -48,15 +48,23 @@ def test_every_schema_is_valid_and_examples_pass() -> None:
                                           at="2026-01-05T09:00:00+08:00"),
         ("up", "ack"): protocol.uplink("ack", NOW, seq=12, resync=True),
         ("up", "presence"): {"v": 1, "state": "offline"},
+        ("up", "attachment"): protocol.uplink("attachment", NOW, ticket_id=7, kind="photo",
+                                              sha256="ab" * 32, bytes=123456, mime="image/jpeg",
+                                              taken_at="2026-01-05T08:00:00Z"),
         ("down", "work_order"): {"v": 1, "seq": 1, "ticket_id": 7, "revision": 1,
-                                 "category": "repair", "priority": "high", "summary": "leak",
-                                 "location": {"lon": 24.9, "lat": 60.2}},
-        ("down", "cancel"): {"v": 1, "seq": 2, "ticket_id": 7, "reason": "duplicate"},
+                                 "status": "assigned", "category": "repair", "priority": "high",
+                                 "summary": "leak", "description": "leak\nat the gate",
+                                 "address": None, "location": {"lon": 24.9, "lat": 60.2},
+                                 "customer_name": "李明", "customer_phone": "+8613800138000",
+                                 "due_at": None, "assigned_at": "2026-01-05T08:00:00+00:00"},
+        ("down", "cancel"): {"v": 1, "seq": 2, "ticket_id": 7, "reason": "cancelled"},
         ("down", "ack"): protocol.ack(protocol.new_msg_id(), "rejected",
                                       {"code": "no_crew", "message": "m", "field": None}),
     }
-    assert {k for d, k in examples if d == "up"} == set(protocol.UP_KINDS)
-    assert {k for d, k in examples if d == "down"} == set(protocol.DOWN_KINDS)
+    # the issue-4 kinds (other domains' kinds, e.g. inspection/round, are tested with them)
+    assert {k for d, k in examples if d == "up"} <= set(protocol.UP_KINDS)
+    assert {k for d, k in examples if d == "down"} <= set(protocol.DOWN_KINDS)
+    assert len(examples) == 9
     for (direction, kind), message in examples.items():
         data = protocol.encode(direction, kind, message)
         topic = (protocol.up_topic if direction == "up" else protocol.down_topic)("hs-1", kind)
@@ -82,6 +90,33 @@ def test_schema_violations_name_the_field(mutate, where) -> None:
         protocol.decode("crewline/v1/devices/a/up/positions", json.dumps(m).encode())
     assert exc.value.reason == "schema_invalid"
     assert where in exc.value.message
+
+
+@pytest.mark.parametrize("kind, fields, where", [
+    ("attachment", {"kind": "photo", "sha256": "ab" * 32, "bytes": 1, "mime": "image/jpeg",
+                    "taken_at": "2026-01-05T08:00:00Z"}, "(root)"),  # neither ticket nor visit
+    ("attachment", {"ticket_id": 7, "kind": "video", "sha256": "ab" * 32, "bytes": 1,
+                    "mime": "image/jpeg", "taken_at": "2026-01-05T08:00:00Z"}, "kind"),
+    ("attachment", {"visit_ref": "v-1", "kind": "signature", "sha256": "AB" * 32, "bytes": 1,
+                    "mime": "image/png", "taken_at": "2026-01-05T08:00:00Z"}, "sha256"),
+    ("ack", {"seq": -1}, "seq"),
+])
+def test_more_violations_name_the_field(kind, fields, where) -> None:
+    """(Also: the compiled fast validator never accepts what the reference refuses.)"""
+    m = protocol.uplink(kind, NOW, **fields)
+    with pytest.raises(ProtocolError) as exc:
+        protocol.validate("up", kind, m)
+    assert where in exc.value.message
+
+
+def test_down_cancel_and_work_order_are_strict() -> None:
+    with pytest.raises(ProtocolError):
+        protocol.validate("down", "cancel", {"v": 1, "seq": 1, "ticket_id": 7, "reason": "bored"})
+    with pytest.raises(ProtocolError) as exc:  # every work-order field is present, maybe null
+        protocol.validate("down", "work_order", {"v": 1, "seq": 1, "ticket_id": 7, "revision": 1,
+                                                 "status": "assigned", "category": "repair",
+                                                 "priority": "high", "summary": "leak"})
+    assert "description" in exc.value.message
 
 
 def test_size_and_json_checks() -> None:

@@ -17,9 +17,14 @@ ROLES = ("agent", "dispatcher", "technician", "manager", "admin")
 # users are created once per session (argon2 hashing is deliberately slow); everything else is
 # emptied before each test
 TABLES = (
-    "device_messages", "device_dead_letters", "devices",  # devices
+    "inspection_alerts", "inspection_chain_heads", "inspection_records", "inspection_attachments",
+    "inspection_round_sites", "inspection_rounds", "inspection_plan_sites", "inspection_plans",
+    "inspection_site_profiles", "inspection_checklist_templates", "inspection_site_types",  # inspections
+    "device_pairing_failures", "device_pairing_codes",  # devices: pairing
+    "device_attachments", "device_downlink", "device_messages", "device_dead_letters", "devices",  # devices
     "dispatch_assignments", "crew_positions", "crew_members", "crews",  # dispatch
     "tag_scans", "tag_events", "tags", "sites",  # tags
+    "outage_subscriptions", "outage_tickets", "outage_events", "outages",  # outages
     "sms_messages", "sms_inbound", "sms_opt_outs", "sms_templates",  # notifications
     "ticket_sla_clocks", "ticket_links", "ticket_events", "tickets",  # tickets
     "service_points", "customer_phones", "customers",  # customers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from sqlalchemy import text
@@ -55,6 +56,7 @@ def handset(broker, device):
     assert not rc.is_failure
     assert not c.subscribe(device["downlink_filter"]).is_failure
     c.device_id = device["username"]
+    c.downlink = []
     return c
 
 
@@ -70,11 +72,28 @@ def send(handset, kind: str, message: dict | bytes) -> None:
 
 
 def next_ack(handset, timeout: float = 10) -> dict:
-    msg = handset.next_message(timeout=timeout)
-    assert msg is not None, "no ack"
-    assert msg.topic == protocol.down_topic(handset.device_id, "ack")
-    _, body = protocol.decode(msg.topic, msg.payload)
-    return body
+    """The next application ack; work orders and cancels on the way are kept in
+    ``handset.downlink``."""
+    while True:
+        msg = handset.next_message(timeout=timeout)
+        assert msg is not None, "no ack"
+        t, body = protocol.decode(msg.topic, msg.payload)
+        if t.kind == "ack":
+            assert msg.topic == protocol.down_topic(handset.device_id, "ack")
+            return body
+        handset.downlink.append((t.kind, body))
+
+
+def drain_downlink(handset, n: int, timeout: float = 10) -> list:
+    """Until ``handset.downlink`` holds ``n`` work orders/cancels."""
+    deadline = time.monotonic() + timeout
+    while len(handset.downlink) < n:
+        msg = handset.next_message(timeout=max(0.01, deadline - time.monotonic()))
+        assert msg is not None, f"only {handset.downlink}"
+        t, body = protocol.decode(msg.topic, msg.payload)
+        if t.kind != "ack":
+            handset.downlink.append((t.kind, body))
+    return handset.downlink
 
 
 def count(engine, sql: str, **params) -> int:
@@ -88,7 +107,10 @@ def test_positions_persisted_applied_and_acked_once(bridges, handset, crew, cloc
     send(handset, "positions", msg)
     ack = next_ack(handset)
     assert ack == {"v": 1, "msg_id": msg["msg_id"], "result": "accepted"}
-    assert count(engine, "SELECT count(*) FROM crew_positions WHERE crew_id = :c", c=crew) == 3
+    # positions are deferred: stored and acked, applied by the bridge's applier right after
+    wait_for(lambda: count(engine, "SELECT count(*) FROM crew_positions WHERE crew_id = :c",
+                           c=crew) == 3)
+    assert count(engine, "SELECT count(*) FROM device_messages WHERE applied_at IS NULL") == 0
     assert count(engine, "SELECT count(*) FROM crews WHERE id = :c AND position IS NOT NULL",
                  c=crew) == 1
     row = count(engine, "SELECT count(*) FROM device_messages WHERE msg_id = :m AND kind = "
@@ -122,14 +144,47 @@ def test_tag_scan_goes_to_the_tag_registry(bridges, handset, clock, engine) -> N
 
 def test_domain_refusal_is_stored_and_acked_as_rejected(bridges, handset, clock, engine) -> None:
     bridges()  # the technician is in no crew
+    msg = protocol.uplink("status", clock.now(), ticket_id=12345, status="accepted",
+                          at=clock.now().isoformat())
+    send(handset, "status", msg)
+    ack = next_ack(handset)
+    assert ack["result"] == "rejected" and ack["error"]["code"] == "not_your_job"
+    send(handset, "status", msg)
+    assert next_ack(handset) == ack  # the stored verdict, not a second attempt
+    assert count(engine, "SELECT count(*) FROM device_messages WHERE result = 'rejected'") == 1
+
+
+def test_a_deferred_refusal_is_stored_after_the_ack(bridges, handset, clock, engine) -> None:
+    """Positions are acked once stored; the applier's refusal (no crew; one fix in the future)
+    is recorded on the message, and only the offending message of a merged group is refused."""
+    b = bridges(apply_deferred=False)
     msg = positions(clock)
     send(handset, "positions", msg)
-    ack = next_ack(handset)
-    assert ack["result"] == "rejected" and ack["error"]["code"] == "no_crew"
-    send(handset, "positions", msg)
-    assert next_ack(handset) == ack  # the stored verdict, not a second attempt
+    assert next_ack(handset) == {"v": 1, "msg_id": msg["msg_id"], "result": "accepted"}
+    assert b.apply_now() == 1
     assert count(engine, "SELECT count(*) FROM crew_positions") == 0
-    assert count(engine, "SELECT count(*) FROM device_messages WHERE result = 'rejected'") == 1
+    assert count(engine, "SELECT error->>'code' FROM device_messages WHERE result = 'rejected' "
+                         "AND applied_at IS NOT NULL") == "no_crew"
+    send(handset, "positions", msg)  # a resend changes nothing: acked as stored, not re-applied
+    assert next_ack(handset)["msg_id"] == msg["msg_id"]
+    assert b.apply_now() == 0
+
+
+def test_merged_positions_refuse_only_the_bad_message(api, bridges, handset, crew, clock,
+                                                      engine) -> None:
+    b = bridges(apply_deferred=False)
+    good1, good2 = positions(clock), positions(clock, n=2)
+    bad = positions(clock)
+    bad["fixes"][0]["at"] = clock.now().replace(year=2027).isoformat()
+    for m in (good1, bad, good2):
+        send(handset, "positions", m)
+        assert next_ack(handset)["result"] == "accepted"
+    assert b.apply_now() == 3
+    with engine.begin() as conn:
+        got = dict(conn.execute(text("SELECT msg_id::text, result FROM device_messages")).all())
+    assert got == {good1["msg_id"]: "accepted", bad["msg_id"]: "rejected",
+                   good2["msg_id"]: "accepted"}
+    assert count(engine, "SELECT count(*) FROM crew_positions") == 3
 
 
 def test_bad_payloads_are_dead_lettered_and_the_bridge_carries_on(
@@ -150,8 +205,6 @@ def test_bad_payloads_are_dead_lettered_and_the_bridge_carries_on(
         ("positions", json.dumps(bad_lat).encode(), "schema_invalid"),
         ("positions", b"[1, 2]", "schema_invalid"),
         ("positions", oversize_bytes, "oversize"),
-        ("ack", json.dumps(protocol.uplink("ack", clock.now(), seq=3)).encode(),
-         "unsupported_kind"),
     ]
     for kind, payload, _ in bad:
         send(handset, kind, payload)
@@ -171,17 +224,37 @@ def test_bad_payloads_are_dead_lettered_and_the_bridge_carries_on(
     assert count(engine, "SELECT count(*) FROM device_messages") == 1
 
 
-def test_revoked_device_uplink_is_dead_lettered(api, bridges, handset, crew, clock, engine) -> None:
-    bridges()
-    r = api.client.delete(f"/api/v1/devices/{handset.device_id}",
+def test_revocation_cuts_the_live_session_and_refuses_the_rest(
+        api, bridges, broker, device, crew, clock, engine, mqtt_settings, app) -> None:
+    """DELETE /devices/{id}: the connected handset is disconnected at once (session takeover by
+    the server account), cannot connect again, and anything it had in flight is dead-lettered."""
+    import queue
+
+    b = bridges()
+    c, rc = connect(broker, device["username"], device["password"], device["client_id"],
+                    clean_start=False, session_expiry=3600)
+    assert not rc.is_failure
+    dropped: queue.Queue = queue.Queue()
+    c.client.on_disconnect = lambda *a: dropped.put(a[3])
+    c.client.reconnect_delay_set(min_delay=1, max_delay=1)
+    r = api.client.delete(f"/api/v1/devices/{device['username']}",
                           headers=api.headers("dispatcher"))
     assert r.status_code == 200
-    # Mosquitto 2.0 keeps an open connection after the reload: the bridge refuses instead
-    send(handset, "positions", positions(clock))
-    wait_for(lambda: count(engine, "SELECT count(*) FROM device_dead_letters WHERE reason = "
-                           "'revoked_device'") == 1)
-    assert handset.next_message(timeout=0.5) is None
+    assert dropped.get(timeout=5) is not None  # cut while the revocation request returned
+    _, rc = connect(broker, device["username"], device["password"], device["client_id"])
+    assert rc.is_failure and "authori" in str(rc).lower()
+    # a message that was already on its way when the device was revoked
+    out = b.handle(protocol.up_topic(device["username"], "positions"),
+                   json.dumps(positions(clock)).encode())
+    assert (out.status, out.reason, out.ack) == ("dead_letter", "revoked_device", None)
     assert count(engine, "SELECT count(*) FROM crew_positions") == 0
+    # and nothing is queued for it any more: the downlink refuses a revoked device
+    from server.core.errors import Conflict
+    from server.devices import downlink
+
+    with app.state.sessionmaker() as session, pytest.raises(Conflict):
+        downlink.enqueue(session, device["username"], "cancel",
+                         {"ticket_id": 1, "reason": "cancelled"}, clock.now())
 
 
 def test_presence_and_last_will(bridges, broker, device, engine) -> None:
@@ -231,7 +304,7 @@ def test_bridge_restart_and_resend_after_a_missing_ack(bridges, handset, crew, c
     with engine.begin() as conn:
         ids = set(conn.scalars(text("SELECT msg_id::text FROM device_messages")))
     assert ids == {m1["msg_id"], m2["msg_id"]}
-    assert count(engine, "SELECT count(*) FROM crew_positions") == 2
+    wait_for(lambda: count(engine, "SELECT count(*) FROM crew_positions") == 2)
 
 
 def test_two_bridges_share_the_uplink_exactly_once(bridges, handset, crew, clock, engine) -> None:
@@ -256,6 +329,16 @@ def test_unknown_device_and_bad_topic_direct(mqtt_settings, app, clock, engine) 
     assert count(engine, "SELECT count(*) FROM device_dead_letters") == 2
 
 
+def test_a_kind_without_handler_is_dead_lettered(mqtt_settings, app, clock, engine, device) -> None:
+    """A kind in the protocol whose domain has not registered its handler (yet)."""
+    b = Bridge(mqtt_settings, app.state.sessionmaker, clock)
+    del b.handlers["ack"]
+    out = b.handle(protocol.up_topic(device["username"], "ack"),
+                   json.dumps(protocol.uplink("ack", clock.now(), seq=0)).encode())
+    assert (out.status, out.reason, out.ack) == ("dead_letter", "unsupported_kind", None)
+    assert count(engine, "SELECT count(*) FROM device_messages") == 0
+
+
 def test_crewline_bridge_command(mqtt_settings, handset, crew, clock, engine) -> None:
     import os
     import signal
@@ -278,7 +361,8 @@ def test_crewline_bridge_command(mqtt_settings, handset, crew, clock, engine) ->
         msg = positions(clock)
         send(handset, "positions", msg)
         assert next_ack(handset)["msg_id"] == msg["msg_id"]
-        assert count(engine, "SELECT count(*) FROM crew_positions WHERE crew_id = :c", c=crew) == 1
+        wait_for(lambda: count(engine, "SELECT count(*) FROM crew_positions WHERE crew_id = :c",
+                               c=crew) == 1)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
@@ -300,6 +384,7 @@ def test_status_uplink_moves_the_crews_ticket(api, bridges, handset, crew, clock
     assert r.status_code == 200, r.text
     send(handset, "positions", positions(clock))
     assert next_ack(handset)["result"] == "accepted"
+    wait_for(lambda: count(engine, "SELECT count(*) FROM crews WHERE position IS NOT NULL"))
     r = api.post("dispatcher", f"/api/v1/tickets/{ticket['id']}/assignment",
                  json={"crew_id": crew})
     assert r.status_code == 201, r.text
@@ -322,7 +407,60 @@ def test_status_uplink_moves_the_crews_ticket(api, bridges, handset, crew, clock
                   note="gasket")["result"] == "accepted"
     t = api.get("dispatcher", f"/api/v1/tickets/{ticket['id']}").json()
     assert t["status"] == "resolved" and t["resolution_code"] == "pipe_replaced"
+    # the handset got the job, an update per accepted step, and a cancel once resolved
+    drain_downlink(handset, 5)
+    assert [(k, b["seq"], b.get("status") or b.get("reason")) for k, b in handset.downlink] == [
+        ("work_order", 1, "assigned"), ("work_order", 2, "accepted"),
+        ("work_order", 3, "en_route"), ("work_order", 4, "on_site"), ("cancel", 5, "resolved")]
     moves = [(e["kind"], e["actor"]) for e in t["events"] if e["kind"] in
              ("accepted", "en_route", "on_site", "resolved")]
     assert moves == [(k, "technician") for k in ("accepted", "en_route", "on_site", "resolved")]
     assert api.get("dispatcher", f"/api/v1/tickets/{other['id']}").json()["status"] == "new"
+
+
+def test_attachment_metadata_is_stored_for_the_crews_ticket(api, bridges, handset, crew, clock,
+                                                            engine) -> None:
+    """Photo/signature metadata (the bytes stay on the handset): a ticket the crew held, or an
+    inspection visit reference; a ticket the crew never had is refused."""
+    bridges()
+    mine = api.post("agent", "/api/v1/tickets", json={
+        "category": "repair", "description": "leak", "location": HELSINKI}).json()["ticket"]
+    other = api.post("agent", "/api/v1/tickets", json={
+        "category": "repair", "description": "leak", "location": HELSINKI}).json()["ticket"]
+    with engine.begin() as conn:  # the crew held the ticket once (the assignment has ended)
+        conn.execute(text("INSERT INTO dispatch_assignments (ticket_id, crew_id, mode, assigned_at,"
+                          " ended_at, end_reason) VALUES (:t, :c, 'manual', :now, :now, "
+                          "'unassigned')"), {"t": mine["id"], "c": crew, "now": clock.now()})
+    photo = protocol.uplink("attachment", clock.now(), ticket_id=mine["id"], kind="photo",
+                            sha256="a" * 64, bytes=204800, mime="image/jpeg",
+                            taken_at=clock.now().isoformat())
+    signature = protocol.uplink("attachment", clock.now(), visit_ref="round-7/site-3",
+                                kind="signature", sha256="b" * 64, bytes=5120,
+                                mime="image/png", taken_at=clock.now().isoformat())
+    foreign = protocol.uplink("attachment", clock.now(), ticket_id=other["id"], kind="photo",
+                              sha256="c" * 64, bytes=1, mime="image/jpeg",
+                              taken_at=clock.now().isoformat())
+    for m in (photo, signature, photo, foreign):
+        send(handset, "attachment", m)
+    acks = [next_ack(handset) for _ in range(4)]
+    assert [a["result"] for a in acks] == ["accepted", "accepted", "accepted", "rejected"]
+    assert acks[3]["error"]["code"] == "not_your_job"
+    with engine.begin() as conn:
+        rows = conn.execute(text("SELECT ticket_id, visit_ref, kind, sha256, bytes, mime, "
+                                 "user_id FROM device_attachments ORDER BY id")).all()
+    tech = api.user_ids["technician"]
+    assert [tuple(r) for r in rows] == [
+        (mine["id"], None, "photo", "a" * 64, 204800, "image/jpeg", tech),
+        (None, "round-7/site-3", "signature", "b" * 64, 5120, "image/png", tech)]
+
+
+def test_handler_registry_refuses_a_second_handler_for_a_kind() -> None:
+    from server.devices import handlers
+
+    spec = handlers.get("positions")
+    assert spec is not None and spec.deferred and spec.merge is not None
+    assert not handlers.get("status").deferred
+
+    with pytest.raises(RuntimeError):
+        @handlers.handler("positions")
+        def other(session, actor, device, message, now, ctx) -> None: ...

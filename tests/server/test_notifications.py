@@ -628,6 +628,27 @@ def test_survey_score_and_confirmation_are_recorded_on_the_ticket(client, api, e
                                           ("confirmed_resolved", t["id"])]
 
 
+def test_n_reply_reopens_a_ticket_awaiting_its_callback_once(client, api, engine, outbox, twilio,
+                                                             customer):
+    t = resolved_and_texted(api, outbox, customer)
+    r = post_signed(client, twilio, "/api/v1/sms/inbound", inbound_params(twilio, "N"))
+    assert r.status_code == 200
+    ticket = api.get("agent", f"/api/v1/tickets/{t['id']}").json()
+    assert ticket["status"] == "new" and ticket["reopen_count"] == 1
+    reopened = [e for e in ticket["events"] if e["kind"] == "reopened"]
+    assert len(reopened) == 1 and reopened[0]["actor"] is None
+    assert reopened[0]["data"] == {"source": "sms_reply"}
+    assert any(c["cycle"] == 1 and c["stopped_at"] is None for c in ticket["sla"])  # clocks anew
+    # a second N (another message) finds no ticket awaiting an answer: recorded, nothing else
+    r = post_signed(client, twilio, "/api/v1/sms/inbound", inbound_params(twilio, "n"))
+    assert r.status_code == 200
+    again = api.get("agent", f"/api/v1/tickets/{t['id']}").json()
+    assert again["reopen_count"] == 1 and again["status"] == "new"
+    with engine.connect() as conn:
+        actions = conn.execute(text("SELECT action FROM sms_inbound ORDER BY id")).scalars().all()
+    assert actions == ["reopened", "no_survey"]
+
+
 def test_score_without_a_survey_changes_no_ticket(client, api, engine, twilio, customer):
     t = new_ticket(api, customer)
     r = post_signed(client, twilio, "/api/v1/sms/inbound", inbound_params(twilio, "1"))

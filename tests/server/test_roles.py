@@ -66,7 +66,8 @@ def _fmt(value, role):
 
 
 PUBLIC = {"/health", "/api/v1/auth/token", "/openapi.json", "/docs", "/docs/oauth2-redirect",
-          "/redoc"}
+          "/redoc",
+          "/api/v1/outages/public", "/api/v1/outages/public/check"}  # public outage status
 
 
 def test_every_other_endpoint_requires_login(app, client):

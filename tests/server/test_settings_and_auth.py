@@ -118,3 +118,28 @@ def test_unknown_route_is_json_404(client):
 
 def test_health_needs_no_login(client):
     assert client.get("/health").json()["status"] == "ok"
+
+
+def test_pool_survives_connections_cut_by_the_server(settings) -> None:
+    """A database restart or failover cuts pooled connections; the next request must not fail."""
+    from sqlalchemy import create_engine
+    from sqlalchemy import text as sql
+    from sqlalchemy.pool import NullPool
+
+    from server.core.db import make_engine
+
+    eng = make_engine(settings, pool_size=2, ping_after_idle_s=0.0)
+    try:
+        with eng.connect() as conn:
+            pid = conn.execute(sql("SELECT pg_backend_pid()")).scalar_one()
+        admin = create_engine(settings.database_url, poolclass=NullPool)
+        with admin.connect() as admin_conn:  # outside the pool, the "restart" cuts it
+            assert admin_conn.execute(sql("SELECT pg_terminate_backend(:pid)"),
+                                      {"pid": pid}).scalar_one()
+        admin.dispose()
+        for _ in range(3):  # whichever pooled connection comes back, it works
+            with eng.connect() as conn:
+                assert conn.execute(sql("SELECT 1")).scalar_one() == 1
+                assert conn.execute(sql("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        eng.dispose()

@@ -1,5 +1,6 @@
 // The agent desk: caller lookup → new ticket (with live duplicate hints) → ticket detail and
 // the agent's actions. Plain DOM, no framework: the page is one form-heavy screen.
+import "./console-i18n.js"; // the navigation to the other console pages
 import { initialLanguage, label, language, setLanguage, t, translatePage } from "./i18n.js";
 
 const API = "/api/v1";

@@ -1,0 +1,1 @@
+"""The Kivy handset app (the only package of mobile_app that imports Kivy)."""

@@ -1,0 +1,167 @@
+"""The handset's texts in English and Simplified Chinese (pure: no Kivy).
+
+``tr(key, lang, **values)`` formats a text; an unknown key is a bug and raises KeyError, a text
+missing in one language falls back to English (tests check that none is missing).
+"""
+
+from __future__ import annotations
+
+LANGUAGES = ("en", "zh-CN")
+LANGUAGE_NAMES = {"en": "English", "zh-CN": "简体中文"}
+
+TEXTS: dict[str, tuple[str, str]] = {
+    # key: (English, 简体中文)
+    "app.title": ("Crewline", "Crewline 外勤"),
+    "nav.jobs": ("My jobs", "我的工单"),
+    "nav.rounds": ("My rounds", "我的巡检"),
+    "nav.settings": ("Settings", "设置"),
+    "nav.back": ("Back", "返回"),
+    "banner.offline": ("Offline — {n} waiting to send", "离线 — {n} 条待发送"),
+    "banner.sending": ("Online — sending {n}", "在线 — 正在发送 {n} 条"),
+    "banner.online": ("Online", "在线"),
+    "pair.title": ("Pair this handset", "配对本机"),
+    "pair.hint": ("Ask the dispatcher for a pairing code (or scan its QR code), then enter it here.",
+                  "请向调度员索取配对码（或扫描二维码），然后在此输入。"),
+    "pair.server": ("Server address", "服务器地址"),
+    "pair.code": ("Pairing code", "配对码"),
+    "pair.name": ("Name of this handset", "本机名称"),
+    "pair.button": ("Pair", "配对"),
+    "pair.working": ("Pairing…", "正在配对…"),
+    "pair.err.code_format": ("A pairing code has 8 letters and digits, e.g. K7QD-3M9X.",
+                             "配对码为 8 位字母和数字，例如 K7QD-3M9X。"),
+    "pair.err.server": ("Enter the server address, e.g. https://crewline.example.org.",
+                        "请输入服务器地址，例如 https://crewline.example.org。"),
+    "pair.err.refused": ("This code is wrong, expired or already used. Ask for a new one.",
+                         "配对码错误、已过期或已使用，请重新索取。"),
+    "pair.err.locked": ("Too many wrong codes. Try again in {minutes} minutes.",
+                        "错误次数过多，请 {minutes} 分钟后再试。"),
+    "pair.err.network": ("Cannot reach the server: {detail}", "无法连接服务器：{detail}"),
+    "pair.err.other": ("The server refused: {detail}", "服务器拒绝：{detail}"),
+    "jobs.title": ("My jobs", "我的工单"),
+    "jobs.empty": ("No jobs assigned to you.", "暂无派给您的工单。"),
+    "jobs.count": ("{n} open jobs", "{n} 个未完成工单"),
+    "sla.left": ("{time} left", "剩余 {time}"),
+    "sla.overdue": ("overdue {time}", "已超时 {time}"),
+    "sla.none": ("no deadline", "无时限"),
+    "time.hm": ("{h} h {m} min", "{h} 小时 {m} 分"),
+    "time.m": ("{m} min", "{m} 分钟"),
+    "time.d": ("{d} d {h} h", "{d} 天 {h} 小时"),
+    "distance.m": ("{m} m", "{m} 米"),
+    "distance.km": ("{km} km", "{km} 公里"),
+    "distance.unknown": ("distance unknown", "距离未知"),
+    "priority.emergency": ("EMERGENCY", "紧急"),
+    "priority.high": ("High", "高"),
+    "priority.normal": ("Normal", "普通"),
+    "priority.low": ("Low", "低"),
+    "status.new": ("Unassigned", "待派"),
+    "status.assigned": ("Assigned", "已派"),
+    "status.accepted": ("Accepted", "已接单"),
+    "status.en_route": ("En route", "在途"),
+    "status.on_site": ("On site", "到场"),
+    "status.resolved": ("Resolved", "已解决"),
+    "status.closed": ("Closed", "已关闭"),
+    "status.cancelled": ("Cancelled", "已取消"),
+    "status.queued": ("(not sent yet)", "（尚未发送）"),
+    "category.repair": ("Repair", "报修"),
+    "category.consultation": ("Consultation", "咨询"),
+    "category.complaint": ("Complaint", "投诉"),
+    "category.help_request": ("Help request", "求助"),
+    "category.report": ("Report", "举报"),
+    "category.query": ("Query", "查询"),
+    "category.outage_report": ("Outage", "停水/停电"),
+    "detail.title": ("Job #{id}", "工单 #{id}"),
+    "detail.customer": ("Customer", "客户"),
+    "detail.address": ("Address", "地址"),
+    "detail.description": ("Description", "描述"),
+    "detail.due": ("Resolve by", "解决时限"),
+    "detail.directions": ("Directions", "导航"),
+    "detail.call": ("Call customer", "致电客户"),
+    "detail.no_phone": ("no phone number", "无电话"),
+    "detail.unknown": ("—", "—"),
+    "action.accept": ("Accept", "接单"),
+    "action.en_route": ("En route", "出发"),
+    "action.arrived": ("Arrived", "到达"),
+    "action.scan": ("Scan tag", "扫描标签"),
+    "action.checklist": ("Checklist", "检查表"),
+    "action.resolve": ("Resolved…", "已解决…"),
+    "action.cannot_fix": ("Cannot fix…", "无法修复…"),
+    "resolve.title": ("Resolved — choose the resolution", "已解决 — 请选择处理结果"),
+    "resolve.notes": ("Notes (optional)", "备注（可选）"),
+    "resolution.repaired": ("Repaired", "已修复"),
+    "resolution.part_replaced": ("Part replaced", "已更换部件"),
+    "resolution.temporary_fix": ("Temporary fix", "临时处理"),
+    "resolution.no_fault_found": ("No fault found", "未发现故障"),
+    "cannot.title": ("Cannot fix — why?", "无法修复 — 原因？"),
+    "reason.parts_needed": ("Parts needed", "需要配件"),
+    "reason.no_access": ("No access", "无法进入"),
+    "reason.customer_absent": ("Customer absent", "客户不在"),
+    "reason.unsafe": ("Unsafe to work", "存在安全隐患"),
+    "reason.needs_specialist": ("Needs a specialist", "需要专业人员"),
+    "scan.title": ("Check in: scan the tag", "签到：扫描标签"),
+    "scan.hint": ("Hold the site's tag to the reader.", "请将站点标签靠近读卡器。"),
+    "scan.reader": ("Reader: {name}", "读卡器：{name}"),
+    "scan.no_reader": ("No tag reader: {detail}", "没有读卡器：{detail}"),
+    "scan.error": ("Could not read the tag: {detail}", "无法读取标签：{detail}"),
+    "scan.tag": ("Tag {uid}", "标签 {uid}"),
+    "scan.queued": ("Sent when the handset is back online; the server will check it.",
+                    "恢复联网后发送，由服务器核验。"),
+    "scan.checking": ("Checking with the server…", "正在向服务器核验…"),
+    "verdict.verified": ("VERIFIED — genuine tag, presence proven", "已验证 — 真实标签，已证明到场"),
+    "verdict.plain": ("PLAIN TAG — presence recorded, not proven", "普通标签 — 已记录到场，无法证明"),
+    "verdict.unknown": ("UNKNOWN TAG — not registered", "未知标签 — 未登记"),
+    "verdict.replayed": ("REPLAYED — this tag read was already used", "重放 — 此次读取已被使用过"),
+    "verdict.bad_mac": ("NOT GENUINE — the tag's signature is wrong", "非真实标签 — 签名错误"),
+    "verdict.revoked": ("REVOKED TAG", "标签已注销"),
+    "verdict.malformed": ("UNREADABLE — malformed tag data", "无法识别 — 标签数据异常"),
+    "verdict.pending_sun": ("Secure tag read — waiting for the server's check",
+                            "安全标签已读取 — 等待服务器核验"),
+    "verdict.pending_plain": ("Tag read — waiting for the server", "标签已读取 — 等待服务器"),
+    "checklist.title": ("Checklist", "检查表"),
+    "checklist.save": ("Save checklist", "保存检查表"),
+    "checklist.saved": ("Checklist saved ({n} items).", "检查表已保存（{n} 项）。"),
+    "checklist.missing": ("{n} required items missing", "还有 {n} 项必填未完成"),
+    "checklist.yes": ("Yes", "是"),
+    "checklist.no": ("No", "否"),
+    "checklist.photo": ("Take photo", "拍照"),
+    "checklist.photo_taken": ("Photo taken", "已拍照"),
+    "checklist.clear": ("Clear", "清除"),
+    "checklist.sign_here": ("Customer signs here", "请客户在此签名"),
+    "checklist.signed": ("Signed", "已签名"),
+    "checklist.err.number": ("Enter a number", "请输入数字"),
+    "checklist.err.range": ("Must be between {min} and {max}", "须在 {min} 到 {max} 之间"),
+    "checklist.err.choice": ("Choose one of the options", "请选择一项"),
+    "checklist.err.required": ("Required", "必填"),
+    "checklist.err.too_long": ("At most {n} characters", "最多 {n} 个字符"),
+    "checklist.summary": ("Checklist", "检查表"),
+    "rounds.title": ("My rounds", "我的巡检"),
+    "rounds.empty": ("No inspection rounds for you today.", "今天没有您的巡检任务。"),
+    "rounds.sites": ("{done}/{n} sites", "{done}/{n} 个站点"),
+    "settings.title": ("Settings", "设置"),
+    "settings.language": ("Language", "语言"),
+    "settings.server": ("Server", "服务器"),
+    "settings.device": ("This handset: {device} ({user})", "本机：{device}（{user}）"),
+    "settings.unpaired": ("Not paired", "未配对"),
+    "settings.save": ("Save", "保存"),
+    "settings.saved": ("Saved", "已保存"),
+    "settings.unpair": ("Unpair this handset", "解除配对"),
+    "notice.rejected": ("The server refused an action: {message}", "服务器拒绝了一个操作：{message}"),
+    "notice.cancelled": ("Job #{id} was withdrawn: {reason}", "工单 #{id} 已撤回：{reason}"),
+}
+
+
+def tr(key: str, lang: str = "en", **values: object) -> str:
+    en, zh = TEXTS[key]
+    text = zh if lang == "zh-CN" and zh else en
+    return text.format(**values) if values else text
+
+
+def duration(seconds: float, lang: str) -> str:
+    """A coarse, readable duration: '2 h 05 min', '12 min', '3 d 4 h'."""
+    minutes = int(abs(seconds) // 60)
+    if minutes < 60:
+        return tr("time.m", lang, m=minutes)
+    hours, m = divmod(minutes, 60)
+    if hours < 48:
+        return tr("time.hm", lang, h=hours, m=f"{m:02d}")
+    days, h = divmod(hours, 24)
+    return tr("time.d", lang, d=days, h=h)

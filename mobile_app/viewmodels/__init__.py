@@ -1,0 +1,1 @@
+"""View-models and the Handset presenter: the handset app's logic, importing no Kivy."""

@@ -1,0 +1,188 @@
+"""Live updates for the web console: one PostgreSQL LISTEN per server process, fanned out to every
+WebSocket of that process.
+
+Triggers (migration 0700_live) NOTIFY ``crewline_live`` with ``kind:id,id,…`` when tickets, SLA
+clocks, assignments or crews change — whichever replica made the change, every replica hears it.
+The hub collects the ids, reads the rows itself (one query per kind and flush) and sends each
+socket the rows its role may see. Tickets and other kinds go out at once (coalesced over a few
+milliseconds); crews at most once per ``live_position_interval_s``, so a crew reporting at 10 Hz
+costs the browser one update a second.
+
+Protocol (JSON text frames):
+  client → ``{"type": "auth", "token": "<JWT>"}`` first, within 10 s; afterwards ``{"type":
+  "ping"}`` is answered with ``pong``.
+  server → ``ready`` {role, topics, position_interval_s}; ``tickets`` {items}; ``crews`` {items};
+  ``changed`` {kind, ids} for kinds the hub does not render (outages, …: the page refetches);
+  ``resync`` when the listener reconnected (notifications may have been missed: reload the lists).
+  Close codes: 4401 not authenticated / token expired, 4403 role not allowed, 4408 no auth message,
+  1013 the socket fell too far behind (the page reconnects and reloads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import psycopg
+import structlog
+from fastapi import WebSocket
+
+from server.console import service
+from server.models import Role
+
+CHANNEL = "crewline_live"
+APPLICATION_NAME = "crewline-live"  # the listener's connection, as pg_stat_activity shows it
+log = structlog.get_logger()
+
+# what each role hears; technicians use the handset link, not the console
+TOPICS: dict[Role, frozenset[str]] = {
+    Role.admin: frozenset({"tickets", "crews", "changed"}),
+    Role.manager: frozenset({"tickets", "crews", "changed"}),
+    Role.dispatcher: frozenset({"tickets", "crews", "changed"}),
+    Role.agent: frozenset({"tickets", "changed"}),
+}
+QUEUE_LIMIT = 256  # messages waiting for one socket before it is dropped as too slow
+
+
+@dataclass(eq=False)
+class Client:
+    ws: WebSocket
+    role: Role
+    topics: frozenset[str]
+    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    overflowed: bool = False
+
+    def offer(self, message: str) -> None:
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True  # the sender closes the socket at its next message
+
+
+class Hub:
+    """The process's listener and its sockets (created lazily on the first socket)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self.loop = asyncio.get_running_loop()
+        self.clients: set[Client] = set()
+        self.tickets: set[int] = set()
+        self.crews: set[int] = set()
+        self.other: dict[str, set[int]] = {}
+        self.wake = asyncio.Event()
+        self.connected = asyncio.Event()
+        self.interval = app.state.settings.live_position_interval_s
+        self.last_crews = 0.0
+        self.reconnects = 0
+        self._tasks = [asyncio.create_task(self._listen(), name="live-listen"),
+                       asyncio.create_task(self._flush(), name="live-flush")]
+
+    # -- the listener -------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        delay = 0.5
+        url = self.app.state.settings.libpq_url
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                        url, autocommit=True, application_name=APPLICATION_NAME) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    if self.reconnects:
+                        self._broadcast("tickets", service.dumps({"type": "resync"}))
+                    self.reconnects += 1
+                    self.connected.set()
+                    delay = 0.5
+                    async for note in conn.notifies():
+                        self.note(note.payload)
+            except (psycopg.Error, OSError) as exc:
+                log.warning("live listener lost its connection", error=str(exc))
+            self.connected.clear()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+    def note(self, payload: str) -> None:
+        kind, _, raw = payload.partition(":")
+        try:
+            ids = {int(v) for v in raw.split(",") if v}
+        except ValueError:
+            return
+        if kind == "crew":
+            if not self.crews:
+                self.wake.set()  # the first dirty crew: flush now if the interval has passed
+            self.crews |= ids
+        else:
+            (self.tickets if kind == "ticket" else self.other.setdefault(kind, set())).update(ids)
+            self.wake.set()
+
+    # -- flushing -------------------------------------------------------------------------------
+    async def _flush(self) -> None:
+        while True:
+            timeout = self.interval
+            if self.crews:
+                timeout = max(0.0, self.last_crews + self.interval - time.monotonic())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            self.wake.clear()
+            await asyncio.sleep(0.005)  # let a burst of notifications of one commit arrive
+            try:
+                await self._flush_once()
+            except Exception as exc:  # a database hiccup must not end live updates
+                log.warning("live flush failed", error=str(exc))
+                await asyncio.sleep(1.0)
+
+    async def _flush_once(self) -> None:
+        if self.tickets:
+            ids, self.tickets = sorted(self.tickets), set()
+            rows = await asyncio.to_thread(self._read, service.tickets_by_id, ids)
+            self._broadcast("tickets", service.dumps(
+                {"type": "tickets", "items": rows, "sent_at": time.time()}))
+        if self.other:
+            other, self.other = self.other, {}
+            for kind, ids in other.items():
+                self._broadcast("changed", service.dumps(
+                    {"type": "changed", "kind": kind, "ids": sorted(ids)}))
+        if self.crews and time.monotonic() >= self.last_crews + self.interval:
+            ids, self.crews = sorted(self.crews), set()
+            self.last_crews = time.monotonic()
+            fresh = self.app.state.clock.now() - self._stale_after()
+            rows = await asyncio.to_thread(self._read, service.crews_json, ids, fresh)
+            self._broadcast("crews", f'{{"type":"crews","items":{rows},"sent_at":{time.time()}}}')
+
+    def _stale_after(self) -> timedelta:
+        return timedelta(minutes=self.app.state.settings.dispatch_stale_after_minutes)
+
+    def _read(self, fn, *args):
+        with self.app.state.sessionmaker() as session:
+            return fn(session, *args)
+
+    def _broadcast(self, topic: str, message: str) -> None:
+        for client in list(self.clients):
+            if topic in client.topics:
+                client.offer(message)
+
+    # -- sockets --------------------------------------------------------------------------------
+    def add(self, client: Client) -> None:
+        self.clients.add(client)
+
+    def remove(self, client: Client) -> None:
+        self.clients.discard(client)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+def hub_of(app) -> Hub:
+    """The hub of this app in the running event loop (one per server process)."""
+    hub: Hub | None = getattr(app.state, "live_hub", None)
+    if hub is None or hub.loop is not asyncio.get_running_loop():
+        hub = Hub(app)
+        app.state.live_hub = hub
+    return hub

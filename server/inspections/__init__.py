@@ -1,0 +1,1 @@
+"""Inspection rounds and the manager's trail (docs/inspections.md)."""

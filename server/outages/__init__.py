@@ -1,0 +1,1 @@
+"""Outages: declare, tell everyone affected, absorb the calls (docs/outages.md)."""

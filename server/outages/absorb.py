@@ -1,0 +1,88 @@
+"""Call absorption: the two hooks other domains call. Imports nothing from them (tickets and
+customers import this module), and each hook is one SQL round trip (or none: a subquery)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from server.outages import sql
+from server.outages.schemas import OutageHint
+
+# A new ticket inside an active outage (started, confirmed or restoring) whose type explains the
+# ticket's symptom is linked to it; both audit trails record it. The newest-starting outage wins
+# when several cover the place. ON CONFLICT: a ticket belongs to one outage, linking is
+# idempotent.
+_ABSORB = text(f"""
+WITH t AS (
+  SELECT id, location, {sql.symptom('tickets')} AS symptom FROM tickets
+  WHERE id = :ticket_id AND location IS NOT NULL),
+o AS (
+  SELECT o.id FROM outages o, t
+  WHERE {sql.ACTIVE} AND o.starts_at <= :now AND t.symptom IS NOT NULL
+    AND {sql.MATCHES.format(symptom='t.symptom')} AND {sql.covers('t.location')}
+  ORDER BY o.starts_at DESC, o.id DESC LIMIT 1),
+l AS (
+  INSERT INTO outage_tickets (ticket_id, outage_id, source, linked_at)
+  SELECT t.id, o.id, 'auto', :now FROM t, o
+  ON CONFLICT (ticket_id) DO NOTHING
+  RETURNING ticket_id, outage_id),
+e AS (
+  INSERT INTO outage_events (outage_id, at, kind, data)
+  SELECT outage_id, :now, 'ticket_linked',
+         jsonb_build_object('ticket_id', ticket_id, 'source', 'auto') FROM l),
+te AS (
+  INSERT INTO ticket_events (ticket_id, at, kind, data)
+  SELECT ticket_id, :now, 'outage_linked',
+         jsonb_build_object('outage_id', outage_id, 'ref', {sql.ref('outage_id')},
+                            'source', 'auto') FROM l)
+SELECT outage_id FROM l
+""")
+
+
+def absorb_ticket(session: Session, ticket_id: int, now: datetime) -> int | None:
+    """Called by ``tickets.service.create`` in its transaction: link the new ticket to the active
+    outage that explains it. Returns the outage id, or None. One round trip."""
+    return session.execute(_ABSORB, {"ticket_id": ticket_id, "now": now}).scalar_one_or_none()
+
+
+# The caller-ID lookup's per-customer column (``c`` is the customer row): the active or
+# upcoming outages covering any of the customer's service points, as JSON.
+LOOKUP_OUTAGES = f"""COALESCE((SELECT json_agg(json_build_object(
+      'id', o.id, 'ref', {sql.ref('o.id')}, 'type', o.type, 'status', o.status,
+      'area_name', o.area_name, 'starts_at', o.starts_at, 'etr', o.etr,
+      'service_point_id', s.id) ORDER BY o.starts_at DESC, o.id DESC)
+    FROM service_points s JOIN outages o ON {sql.ACTIVE} AND {sql.covers('s.geom')}
+    WHERE s.customer_id = c.id), '[]')"""
+
+
+_TYPE_WORDS = {
+    "zh-CN": {"water_outage": "停水", "low_pressure": "降压", "emergency_repair": "抢修",
+              "planned_maintenance": "计划停水"},
+    "en": {"water_outage": "water outage", "low_pressure": "low pressure",
+           "emergency_repair": "emergency repair", "planned_maintenance": "planned maintenance"},
+}
+
+
+def lookup_hints(rows: list[dict], timezone: str) -> list[OutageHint]:
+    """The lookup's ``outages`` JSON as hints for the agent, in zh-CN and en."""
+    hints = []
+    zone = ZoneInfo(timezone)
+    for r in rows:
+        hint = OutageHint(**r, hint={})
+        etr = hint.etr.astimezone(zone).strftime("%m-%d %H:%M") if hint.etr else None
+        start = hint.starts_at.astimezone(zone).strftime("%m-%d %H:%M")
+        zh, en = _TYPE_WORDS["zh-CN"][hint.type], _TYPE_WORDS["en"][hint.type]
+        hint.hint = {
+            "zh-CN": f"位于{zh} {hint.ref}（{hint.area_name}）范围内，"
+                     + (f"预计恢复 {etr}" if etr else "恢复时间待定")
+                     + (f"，{start}开始" if hint.type == "planned_maintenance" else ""),
+            "en": f"inside {en} {hint.ref} ({hint.area_name}), "
+                  + (f"ETR {etr}" if etr else "ETR not known yet")
+                  + (f", from {start}" if hint.type == "planned_maintenance" else ""),
+        }
+        hints.append(hint)
+    return hints
