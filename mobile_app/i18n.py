@@ -146,6 +146,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "settings.unpair": ("Unpair this handset", "解除配对"),
     "notice.rejected": ("The server refused an action: {message}", "服务器拒绝了一个操作：{message}"),
     "notice.cancelled": ("Job #{id} was withdrawn: {reason}", "工单 #{id} 已撤回：{reason}"),
+    "cancel.unassigned": ("back with the dispatcher", "已退回调度"),
+    "cancel.reassigned": ("given to another crew", "已改派其他班组"),
+    "cancel.resolved": ("resolved", "已解决"),
+    "cancel.cancelled": ("cancelled", "已取消"),
+    "cancel.closed": ("closed", "已关闭"),
 }
 
 

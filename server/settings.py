@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     tile_url: str = Field("", pattern=r"^(https?://[^\s'\"]+\{z\}[^\s'\"]*)?$")
     tile_attribution: str = "Map data © OpenStreetMap contributors, ODbL"
     live_position_interval_s: float = Field(1.0, ge=0.2, le=60)  # crews pushed at most this often
+    live_poll_interval_s: float = Field(0.2, ge=0.02, le=5)  # how often each process reads changes
+    live_keep_minutes: float = Field(10, ge=1, le=1440)  # change records kept for slow readers
     # -- handset pairing (server/devices/pairing.py, docs/handset.md) --
     # the broker as handsets reach it, mqtt://host:port (no credentials); empty: mqtt_url's host:port
     handset_broker_url: str = Field("", pattern=r"^(mqtts?://[^\s/@]+(:\d+)?)?$")

@@ -114,7 +114,8 @@ class Driver:
                "banner_state": app.root_widget.ids.banner.state, "queued": h.queued,
                "online": h.online, "first_jobs_frame": app.first_jobs_frame,
                "jobs_drawn_at": app.jobs_drawn_at,
-               "font": str(app.font) if app.font else None, "notices": list(h.notices)}
+               "font": str(app.font) if app.font else None, "notices": list(h.notices),
+               "notice": app.notice}
         if screen.name == "jobs":
             out["rows"] = [d["ticket_id"] for d in screen.ids.rv.data]
             out["rendered"] = sorted(int(v.ticket_id) for v in screen.ids.rv.layout_manager.children)

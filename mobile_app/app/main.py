@@ -43,6 +43,7 @@ class Root(BoxLayout):
 class HandsetApp(App):
     lang = StringProperty("zh-CN")
     paired = BooleanProperty(False)
+    notice = StringProperty("")
     title = "Crewline"
 
     def __init__(self, handset: Handset, **kw) -> None:
@@ -124,6 +125,10 @@ class HandsetApp(App):
         if what == "paired":
             self.paired = self.handset.pairing is not None
         self._refresh_banner()
+        notices = self.handset.notices
+        if len(notices) > getattr(self, "_notices_shown", 0):
+            self._notices_shown = len(notices)
+            self.notice = notices[-1]
         self.screen.refresh()
 
     def _refresh_banner(self) -> None:

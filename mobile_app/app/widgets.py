@@ -8,6 +8,7 @@ from pathlib import Path
 
 from kivy.graphics import Color, Line
 from kivy.properties import BooleanProperty, ListProperty, StringProperty
+from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.label import Label
@@ -47,6 +48,15 @@ class Field(TextInput):
 class Banner(Label):
     state = StringProperty("offline")  # offline | sending | online
     bg = ListProperty([0.8, 0, 0, 1])
+
+
+class Notice(ButtonBehavior, Label):
+    """A server refusal or a withdrawn job, shown under the banner until tapped or replaced."""
+
+    def on_release(self) -> None:
+        from kivy.app import App
+
+        App.get_running_app().notice = ""
 
 
 class NavBar(BoxLayout):

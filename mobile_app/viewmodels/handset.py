@@ -226,9 +226,13 @@ class Handset:
         if kind == "work_order":
             self.store.upsert_job(body, now)
         elif kind == "cancel":
+            job = self.job(body["ticket_id"])
             self.store.cancel_job(body["ticket_id"], body.get("reason") or "")
-            self.notices.append(tr("notice.cancelled", self.language, id=body["ticket_id"],
-                                   reason=body.get("reason") or ""))
+            if body.get("reason") != "resolved" or (job and job.local_status != "resolved"):
+                # (the technician's own resolve coming back needs no notice)
+                self.notices.append(tr("notice.cancelled", self.language, id=body["ticket_id"],
+                                       reason=jobs_vm.label("cancel", body.get("reason"),
+                                                            self.language)))
         elif kind == "round":
             self.store.upsert_round(str(body.get("round_id") or body.get("id") or body["seq"]),
                                     body, now)

@@ -187,7 +187,8 @@ def run(settings: Settings, *, crews: int = 5000, seconds: int = 30, warmup: int
         page.wait_for_function(f"() => window.crewlineConsole.crews.crews.size >= {len(ids)}",
                                timeout=60_000)
         token = httpx.post(base + "/api/v1/auth/token", data={"username": USER,
-                                                               "password": PASSWORD}).json()
+                                                               "password": PASSWORD},
+                           timeout=30).json()
         ws_lat: list[float] = []
         ws_stop = threading.Event()
         ws_thread = threading.Thread(target=lambda: asyncio.run(

@@ -1,19 +1,27 @@
-"""Live updates for the web console: one PostgreSQL LISTEN per server process, fanned out to every
+"""Live updates for the web console: one change poller per server process, fanned out to every
 WebSocket of that process.
 
-Triggers (migration 0700_live) NOTIFY ``crewline_live`` with ``kind:id,id,…`` when tickets, SLA
-clocks, assignments or crews change — whichever replica made the change, every replica hears it.
-The hub collects the ids, reads the rows itself (one query per kind and flush) and sends each
-socket the rows its role may see. Tickets and other kinds go out at once (coalesced over a few
-milliseconds); crews at most once per ``live_position_interval_s``, so a crew reporting at 10 Hz
-costs the browser one update a second.
+Triggers (migration 0700_live) append ``(kind, ids)`` rows to the unlogged table
+``live_changes`` when tickets, SLA clocks, assignments, crews or outages change — whichever
+replica made the change. Every process reads new rows every ``live_poll_interval_s`` (0.2 s) on
+its own connection, collects the ids, reads the rows itself (one query per kind and flush) and
+sends each socket the rows its role may see. Tickets and other kinds go out at once; crews at most
+once per ``live_position_interval_s``, so a crew reporting at 10 Hz costs the browser one update
+a second.
+
+Why not LISTEN/NOTIFY: a notifying transaction holds a database-wide lock through its commit, so
+NOTIFY triggers on the write paths serialise every ticket insert and position report (see the
+migration). Reading the change table exactly once needs care, because ids (a sequence) are not
+handed out in commit order: the poller keeps a *transaction-id watermark* — the xmin of its last
+snapshot, below which every transaction has finished — re-reads the rows at or above it each
+time and drops the ones it has already seen. Nothing committed is missed, nothing is sent twice.
 
 Protocol (JSON text frames):
   client → ``{"type": "auth", "token": "<JWT>"}`` first, within 10 s; afterwards ``{"type":
   "ping"}`` is answered with ``pong``.
   server → ``ready`` {role, topics, position_interval_s}; ``tickets`` {items}; ``crews`` {items};
   ``changed`` {kind, ids} for kinds the hub does not render (outages, …: the page refetches);
-  ``resync`` when the listener reconnected (notifications may have been missed: reload the lists).
+  ``resync`` when the poller reconnected (changes may have been missed: reload the lists).
   Close codes: 4401 not authenticated / token expired, 4403 role not allowed, 4408 no auth message,
   1013 the socket fell too far behind (the page reconnects and reloads).
 """
@@ -33,8 +41,40 @@ from fastapi import WebSocket
 from server.console import service
 from server.models import Role
 
-CHANNEL = "crewline_live"
-APPLICATION_NAME = "crewline-live"  # the listener's connection, as pg_stat_activity shows it
+APPLICATION_NAME = "crewline-live"  # the poller's connection, as pg_stat_activity shows it
+
+# Every committed change at or above the watermark (the xmin of the previous snapshot), and the
+# new watermark. Rows of transactions still running are invisible now and read on a later poll.
+_POLL = """
+WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
+SELECT s.xmin::text AS xmin, c.id, c.xid::text AS xid, c.kind, c.ids
+FROM s LEFT JOIN live_changes c ON c.xid >= CAST(%s AS xid8)
+ORDER BY c.id
+"""
+_START = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
+_PRUNE = "DELETE FROM live_changes WHERE at < clock_timestamp() - make_interval(secs => %s)"
+
+
+class ChangeFeed:
+    """Exactly-once reading of ``live_changes`` from a watermark (see the module docstring)."""
+
+    def __init__(self, watermark: str) -> None:
+        self.watermark = watermark
+        self.seen: dict[int, int] = {}  # row id -> xid, for rows at or above the watermark
+
+    def take(self, rows) -> list[tuple[str, list[int]]]:
+        """New changes in ``rows`` (the result of ``_POLL``); advances the watermark."""
+        if not rows:
+            return []
+        fresh = []
+        for _, row_id, xid, kind, ids in rows:
+            if row_id is not None and row_id not in self.seen:
+                self.seen[row_id] = int(xid)
+                fresh.append((kind, list(ids)))
+        xmin = int(rows[0][0])
+        self.seen = {k: v for k, v in self.seen.items() if v >= xmin}
+        self.watermark = str(xmin)
+        return fresh
 log = structlog.get_logger()
 
 # what each role hears; technicians use the handset link, not the console
@@ -82,34 +122,51 @@ class Hub:
         self._tasks = [asyncio.create_task(self._listen(), name="live-listen"),
                        asyncio.create_task(self._flush(), name="live-flush")]
 
-    # -- the listener -------------------------------------------------------------------------
+    # -- the change poller ----------------------------------------------------------------------
     async def _listen(self) -> None:
         delay = 0.5
-        url = self.app.state.settings.libpq_url
+        settings = self.app.state.settings
+        url = settings.libpq_url
+        feed: ChangeFeed | None = None
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
                         url, autocommit=True, application_name=APPLICATION_NAME) as conn:
-                    await conn.execute(f"LISTEN {CHANNEL}")
-                    if self.reconnects:
+                    if feed is None:  # changes from before this process started are not news
+                        feed = ChangeFeed((await (await conn.execute(_START)).fetchone())[0])
+                    elif self.reconnects:
+                        # the watermark survives a reconnect: nothing is missed unless the
+                        # records were pruned meanwhile; the pages reload to be sure
                         self._broadcast("tickets", service.dumps({"type": "resync"}))
                     self.reconnects += 1
                     self.connected.set()
                     delay = 0.5
-                    async for note in conn.notifies():
-                        self.note(note.payload)
+                    pruned = time.monotonic()
+                    while True:
+                        rows = await (await conn.execute(_POLL, (feed.watermark,))).fetchall()
+                        for kind, ids in feed.take(rows):
+                            self.changed(kind, ids)
+                        if time.monotonic() - pruned > 60:
+                            await conn.execute(_PRUNE, (settings.live_keep_minutes * 60,))
+                            pruned = time.monotonic()
+                        await asyncio.sleep(settings.live_poll_interval_s)
             except (psycopg.Error, OSError) as exc:
-                log.warning("live listener lost its connection", error=str(exc))
+                log.warning("live poller lost its connection", error=str(exc))
             self.connected.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 10.0)
 
     def note(self, payload: str) -> None:
+        """A change as text, ``kind:id,id,…`` (the form tests and tools use)."""
         kind, _, raw = payload.partition(":")
         try:
             ids = {int(v) for v in raw.split(",") if v}
         except ValueError:
             return
+        self.changed(kind, ids)
+
+    def changed(self, kind: str, ids) -> None:
+        ids = set(ids)
         if kind == "crew":
             if not self.crews:
                 self.wake.set()  # the first dirty crew: flush now if the interval has passed
@@ -127,7 +184,7 @@ class Hub:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout)
             self.wake.clear()
-            await asyncio.sleep(0.005)  # let a burst of notifications of one commit arrive
+            await asyncio.sleep(0.005)  # let a burst of changes arrive together
             try:
                 await self._flush_once()
             except Exception as exc:  # a database hiccup must not end live updates

@@ -96,6 +96,7 @@ def load_demo(settings: Settings, pbf: Path, *, limit: int | None = None, seed: 
                                      role=role, full_name=full_name, language=language)
         created = _demo_tickets(factory, settings)
         __import__("server.dispatch.demo", fromlist=["load"]).load(settings, pbf, progress)
+        __import__("server.demo.extras", fromlist=["load"]).load(settings, progress, console)
     finally:
         engine.dispose()
     summary = {"places": len(places), "customers": len(rows), "inserted": report.inserted,

@@ -54,7 +54,7 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 from sqlalchemy import select, text, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
 from mobile_app.link import protocol
@@ -71,6 +71,20 @@ log = structlog.get_logger()
 
 # pg_try_advisory_lock key of the downlink publisher ("crewline downlink" folded into int8)
 PUBLISHER_LOCK = 0x6372_6577_646C_6E6B
+
+
+# The payloads travel as one JSON array (the received bytes joined: no re-serialisation, no
+# per-element array escaping), the short columns as arrays; one statement for the whole batch.
+_INSERT_MESSAGES = text("""
+INSERT INTO device_messages (device_id, msg_id, kind, received_at, payload, result, applied_at)
+SELECT t.d, t.m, t.k, :now, p.value, 'accepted',
+       CASE WHEN t.a THEN CAST(:now AS timestamptz) END
+FROM unnest(CAST(:d AS varchar[]), CAST(:m AS uuid[]), CAST(:k AS varchar[]),
+            CAST(:a AS boolean[])) WITH ORDINALITY AS t(d, m, k, a, n)
+JOIN jsonb_array_elements(CAST(:p AS jsonb)) WITH ORDINALITY AS p(value, n) ON p.n = t.n
+ON CONFLICT ON CONSTRAINT uq_device_messages_device_id_msg_id DO NOTHING
+RETURNING device_id, msg_id, id
+""")
 
 
 @dataclass(frozen=True)
@@ -210,6 +224,9 @@ class Bridge:
                         try:
                             with self.make_session() as session:
                                 outcomes.update(self._process(session, [it], now))
+                        except DataError as exc:  # PostgreSQL refuses its data (\u0000 in jsonb)
+                            outcomes.update(self._write_dead_letters(
+                                [(it, it.t.device_id, "unstorable", str(exc.orig)[:500])], now))
                         except Exception:
                             log.exception("mqtt.uplink_failed", topic=it.topic)
                             outcomes[it.index] = Outcome("failed", it.t.device_id)
@@ -264,14 +281,13 @@ class Bridge:
                 repeats.append(it)
             else:
                 first[key] = it
-        inserted = {(r.device_id, r.msg_id): r.id for r in session.execute(
-            pg_insert(DeviceMessage).values([
-                {"device_id": d, "msg_id": m, "kind": it.t.kind, "received_at": now,
-                 "payload": it.message, "result": "accepted",
-                 "applied_at": None if self.handlers[it.t.kind].deferred else now}
-                for (d, m), it in first.items()])
-            .on_conflict_do_nothing(constraint="uq_device_messages_device_id_msg_id")
-            .returning(DeviceMessage.device_id, DeviceMessage.msg_id, DeviceMessage.id))}
+        # one statement, one parameter per column (unnest): no per-row SQL to compile
+        rows = list(first.items())
+        inserted = {(r.device_id, r.msg_id): r.id for r in session.execute(_INSERT_MESSAGES, {
+            "d": [d for (d, _), _ in rows], "m": [m for (_, m), _ in rows],
+            "k": [it.t.kind for _, it in rows],
+            "p": b"[" + b",".join(it.payload for _, it in rows) + b"]",
+            "a": [not self.handlers[it.t.kind].deferred for _, it in rows], "now": now})}
         stored: dict[tuple[str, uuid.UUID], tuple[str, Any]] = {}
         old = [k for k in first if k not in inserted]
         if old:

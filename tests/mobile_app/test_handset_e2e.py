@@ -210,6 +210,20 @@ def test_a_job_from_pairing_to_resolved(stack, people, apps, db, virtual_reader,
     assert attachments == ["photo", "signature"]
     assert statuses == ["accepted", "en_route", "on_site", "resolved"]
 
+    # a job the dispatcher takes back while the technician looks at it: withdrawn, and said so
+    other, crew = job_for(stack, people, priority="normal")
+    stack.call(people["dispatcher"], "POST", f"/api/v1/tickets/{other}/assignment",
+               json={"crew_id": crew})
+    app.wait(lambda s: other in s.get("rows", []), 20, "the second job on the list")
+    app("tap_job", ticket_id=other)
+    app.wait(lambda s: s["screen"] == "detail")
+    stack.call(people["dispatcher"], "DELETE", f"/api/v1/tickets/{other}/assignment")
+    st = app.wait(lambda s: s.get("notice"), 20, "the withdrawal notice")
+    assert st["notice"] == f"工单 #{other} 已撤回：已退回调度" and st["actions"] == []
+    app.shot("12-withdrawn-notice.zh-CN")
+    app("tap", ident="nav.jobs")
+    assert other not in app.wait(lambda s: s["screen"] == "jobs")["rows"]
+
     # the other screens, for the record
     app("tap", ident="nav.settings")
     app.wait(lambda s: s["screen"] == "settings")

@@ -237,7 +237,11 @@ def test_offline_actions_queue_in_order_and_survive_a_restart(handset, tmp_path,
     assert not handset.store.upsert_job(order(12, revision=1, summary="old"), NOW)
     assert handset.store.upsert_job(order(12, revision=2, summary="new"), NOW)
     handset._on_downlink("cancel", {"v": 1, "seq": 13, "ticket_id": 12, "reason": "reassigned"})
-    assert handset.job_rows() == [] and "Job #12 was withdrawn: reassigned" in handset.notices[-1]
+    assert handset.job_rows() == [] and handset.notices[-1] == \
+        "Job #12 was withdrawn: given to another crew"
+    # the technician's own resolution coming back as a cancel is no news
+    handset._on_downlink("cancel", {"v": 1, "seq": 14, "ticket_id": 11, "reason": "resolved"})
+    assert len(handset.notices) == 1
 
     # the app restarts: the same data directory, everything still queued, in the same order
     handset.stop()
@@ -247,7 +251,7 @@ def test_offline_actions_queue_in_order_and_survive_a_restart(handset, tmp_path,
         assert again.queued == 4 and again.language == "en"
         assert [json.loads(p)["status"] for _, _, p in again.link.outbox.pending()] == \
             ["accepted", "en_route", "on_site", "resolved"]
-        assert again.job(11).status == "resolved"
+        assert again.job(11).status == "cancelled"  # the server closed it after the resolve
     finally:
         again.stop()
     handset.store = HandsetStore(tmp_path / "handset.sqlite")  # for the fixture's stop()

@@ -66,6 +66,43 @@ function drawRoads(tile, data, coords, ratio) {
   for (const r of roads) { ctx.strokeStyle = r.s.color; ctx.lineWidth = r.s.width * widen; path(r.line); ctx.stroke(); }
 }
 
+const SPRITES = new Map();
+
+/** A crew's marker drawn once per colour, freshness, heading (10° steps) and size. */
+function crewSprite(color, stale, heading, r, ratio) {
+  const dir = heading === null || heading === undefined ? -1 : Math.round(heading / 10) % 36;
+  const key = `${color}|${stale ? 1 : 0}|${dir}|${r}|${ratio}`;
+  let sprite = SPRITES.get(key);
+  if (sprite) return sprite;
+  const size = Math.ceil(r * 3.2);
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = Math.ceil(size * ratio);
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  ctx.translate(size / 2, size / 2);
+  ctx.globalAlpha = stale ? 0.4 : 1;
+  ctx.fillStyle = color;
+  ctx.strokeStyle = "#ffffff";
+  ctx.lineWidth = 1.5;
+  ctx.beginPath();
+  if (dir < 0) {
+    ctx.arc(0, 0, r * 0.75, 0, 2 * Math.PI);
+  } else {
+    ctx.rotate((dir * 10 * Math.PI) / 180);
+    // an arrow pointing up (north) before rotation: tip, right, notch, left
+    ctx.moveTo(0, -r * 1.3);
+    ctx.lineTo(r * 0.85, r);
+    ctx.lineTo(0, r * 0.45);
+    ctx.lineTo(-r * 0.85, r);
+    ctx.closePath();
+  }
+  ctx.fill();
+  ctx.stroke();
+  sprite = Object.assign(canvas, { size, half: size / 2 });
+  SPRITES.set(key, sprite);
+  return sprite;
+}
+
 export const CREW_COLORS = {
   available: "#1e8e3e", assigned: "#e37400", en_route: "#1a73e8", on_site: "#8e24aa", offline: "#80868b",
 };
@@ -149,40 +186,16 @@ export const CrewLayer = L.Layer.extend({
     ctx.font = "12px 'Noto Sans CJK SC', 'Noto Sans', sans-serif";
     ctx.textBaseline = "middle";
     this.visible = [];
-    // one path per colour and freshness: thousands of crews cost a few fill/stroke calls
-    const groups = new Map();
+    // each crew is a pre-drawn sprite (colour × freshness × heading in 10° steps): thousands of
+    // crews cost thousands of drawImage calls, not thousands of paths
     const labelled = [];
     for (const c of this.crews.values()) {
       const p = map.latLngToContainerPoint([c.lat, c.lon]);
       if (p.x < -20 || p.y < -20 || p.x > size.x + 20 || p.y > size.y + 20) continue;
       this.visible.push([p.x, p.y, c]);
-      const key = `${CREW_COLORS[c.status] || "#555"}|${c.stale ? 1 : 0}`;
-      let path = groups.get(key);
-      if (!path) { path = new Path2D(); groups.set(key, path); }
-      if (c.heading === null || c.heading === undefined) {
-        path.moveTo(p.x + r * 0.75, p.y);
-        path.arc(p.x, p.y, r * 0.75, 0, 2 * Math.PI);
-      } else {
-        const a = (c.heading * Math.PI) / 180;
-        const cos = Math.cos(a);
-        const sin = Math.sin(a);
-        // an arrow pointing up (north) before rotation: tip, right, notch, left
-        path.moveTo(p.x + r * 1.3 * sin, p.y - r * 1.3 * cos);
-        path.lineTo(p.x + r * 0.85 * cos - r * sin, p.y + r * 0.85 * sin + r * cos);
-        path.lineTo(p.x - r * 0.45 * sin, p.y + r * 0.45 * cos);
-        path.lineTo(p.x - r * 0.85 * cos - r * sin, p.y - r * 0.85 * sin + r * cos);
-        path.closePath();
-      }
+      const sprite = crewSprite(CREW_COLORS[c.status] || "#555", c.stale, c.heading, r, ratio);
+      ctx.drawImage(sprite, p.x - sprite.half, p.y - sprite.half, sprite.size, sprite.size);
       if (labels || this.highlight.has(c.id)) labelled.push([p, c]);
-    }
-    ctx.strokeStyle = "#ffffff";
-    ctx.lineWidth = 1.5;
-    for (const [key, path] of groups) {
-      const [color, stale] = key.split("|");
-      ctx.globalAlpha = stale === "1" ? 0.4 : 1;
-      ctx.fillStyle = color;
-      ctx.fill(path);
-      ctx.stroke(path);
     }
     ctx.globalAlpha = 1;
     for (const [p, c] of labelled) {
