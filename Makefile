@@ -10,6 +10,8 @@ EXTRAS ?= dev,readers
 VAR ?= var
 HOST ?= 127.0.0.1
 PORT ?= 8080
+# simulated handsets (`crewline simulate`) working their crews' jobs in the demo; 0 for none
+SIMULATE ?= 4
 PBF ?= $(VAR)/data/Helsinki.osm.pbf
 PYTEST_ARGS ?=
 
@@ -24,9 +26,10 @@ STAMP := $(VENV)/.crewline-installed-$(subst $(comma),-,$(EXTRAS))
 .PHONY: help venv deps demo stop status test lint
 
 help:
-	@echo "make demo    install what is missing, start PostgreSQL, Mosquitto, server and worker"
+	@echo "make demo    install what is missing, start PostgreSQL, Mosquitto, server, worker, MQTT"
+	@echo "             bridge and SIMULATE=$(SIMULATE) simulated handsets"
 	@echo "             under ./$(VAR), load the Helsinki demo; prints URL and logins (PORT=$(PORT))"
-	@echo "make stop    stop server, worker, Mosquitto and PostgreSQL (data is kept in ./$(VAR))"
+	@echo "make stop    stop everything make demo started (data is kept in ./$(VAR))"
 	@echo "make status  what runs, on which ports, where it logs"
 	@echo "make test    install what the tests need and run the whole suite (PYTEST_ARGS=...)"
 	@echo "make lint    import contracts (lint-imports) and ruff"
@@ -56,7 +59,7 @@ demo: deps venv
 	@# kept (unwrapped) so the logins can be shown again at the very end
 	$(WITH_STACK_ENV) COLUMNS=1000 $(CREWLINE) demo load --pbf $(PBF) 2>&1 \
 	  | tee $(VAR)/log/demo-load.out
-	$(STACK) up --var-dir $(VAR) --app --host $(HOST) --port $(PORT)
+	$(STACK) up --var-dir $(VAR) --app --host $(HOST) --port $(PORT) --simulate $(SIMULATE)
 	@echo
 	@echo "Crewline demo is running:  http://$(HOST):$(PORT)"
 	@grep -i 'login' $(VAR)/log/demo-load.out || echo "Demo logins: see $(VAR)/log/demo-load.out"

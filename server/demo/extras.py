@@ -43,7 +43,7 @@ from server.crews.service import crew_of
 from server.dispatch.demo import DEPOTS
 from server.inspections import service as inspections
 from server.inspections.schemas import AttachmentRef, PlanIn, ProfileIn, SiteTypeIn, VisitIn
-from server.models import Customer, Outage, Role, SiteType, User
+from server.models import Customer, InspectionRound, Outage, Role, SiteType, User
 from server.outages import inference
 from server.outages import service as outages
 from server.outages.schemas import OutageIn
@@ -174,7 +174,7 @@ class _Inspector:
         self.sites: dict[str, list[dict[str, Any]]] = {}
         self.counters: dict[int, int] = {}
         self.stats = {"site_types": 0, "sites": 0, "sun_tags": 0, "uid_tags": 0, "plans": 0,
-                      "rounds_today": 0, "visits": 0, "visits_flagged": 0}
+                      "rounds_open": 0, "visits": 0, "visits_flagged": 0}
 
     # -- types, sites, tags ------------------------------------------------------------------
 
@@ -256,7 +256,7 @@ class _Inspector:
                  for i, a in enumerate(sites) for j, b in enumerate(sites) if i < j]
         _, i, j = max(pairs)
         rest = [x for k, x in enumerate(sites) if k not in (i, j)]
-        return rest[:4] + [sites[i], sites[j]] + rest[4:]
+        return [*rest[:4], sites[i], sites[j], *rest[4:]]
 
     # -- visits ------------------------------------------------------------------------------
 
@@ -336,9 +336,10 @@ class _Inspector:
             at += timedelta(minutes=self.rng.randint(11, 16))
         at = start + timedelta(minutes=30)
         for k, site in enumerate(valves["sites"]):
-            self.visit(site, valves["tech"], at, media=media, stay_min=0.3 if k == 4 else 4)
-            # the farthest pair (positions 5 and 6) "visited" 40 s apart: impossible travel
-            at += timedelta(seconds=40) if k == 4 else timedelta(minutes=self.rng.randint(9, 14))
+            self.visit(site, valves["tech"], at, media=media, stay_min=0 if k == 4 else 4)
+            # the farthest pair (positions 5 and 6, > 1 km apart) scanned 30 s apart: impossible
+            # travel by road, and by the straight-line fallback too (80 km/h, fraction 0.6)
+            at += timedelta(seconds=30) if k == 4 else timedelta(minutes=self.rng.randint(9, 14))
 
     def today(self, plans: list[dict], start: datetime, media: tuple[str, str]) -> None:
         if self.now - start < timedelta(minutes=15):
@@ -380,7 +381,9 @@ def seed_inspections(session: Session, settings: Settings, now: datetime,
         bar.update(task, completed=1)
     inspections.close_due_rounds(session, now)  # yesterday's missed checkpoints
     # today's rounds: what the worker's inspections.rounds_sweep does every minute
-    ins.stats["rounds_today"] = len(inspections.generate_rounds(session, now))
+    inspections.generate_rounds(session, now)
+    ins.stats["rounds_open"] = session.scalar(select(func.count(InspectionRound.id)).where(
+        InspectionRound.closed_at.is_(None), InspectionRound.window_end > now))
     if bar:
         bar.update(task, completed=2)
     ins.today(plans, today_start, media)
@@ -467,10 +470,12 @@ def seed_outages(session: Session, settings: Settings, now: datetime,
         WHERE o.id = :o AND ST_Covers(o.area, sp.geom) ORDER BY sp.id"""), {"o": active.id}).all()
     picked = rng.sample(list(inside), min(len(CALLS), len(inside)))
     absorbed = [_call(session, sp, c, call, agent, now - timedelta(minutes=50 - 15 * k),
-                      ticket_policy) for k, ((sp, c), call) in enumerate(zip(picked, CALLS))]
+                      ticket_policy)
+                for k, ((sp, c), call) in enumerate(zip(picked, CALLS, strict=False))]
     if bar:
         bar.update(task, completed=2)
-    # 3. planned maintenance tomorrow 09:00–13:00 (local); notice 24 h ahead by the worker
+    # 3. planned maintenance tomorrow 09:00–13:00 (SMS zone): announced now if that is within the
+    # notice lead (CREWLINE_OUTAGE_PLANNED_NOTICE_HOURS), else by the worker when it comes
     zone = ZoneInfo(policy.timezone)
     tomorrow = (now.astimezone(zone) + timedelta(days=1)).date()
     planned = outages.declare(session, OutageIn(
@@ -485,7 +490,7 @@ def seed_outages(session: Session, settings: Settings, now: datetime,
     # 4. a burst of no-water calls elsewhere in the last 20 minutes, then the inference
     taken = {c for _, c in picked}
     burst = _customers_near(session, *BURST_CENTER, len(BURST), taken)
-    for k, ((sp, c), call) in enumerate(zip(burst, BURST)):
+    for k, ((sp, c), call) in enumerate(zip(burst, BURST, strict=False)):
         _call(session, sp, c, call, agent, now - timedelta(minutes=20 - 3 * k), ticket_policy)
     result = inference.run(session, now, inference.InferencePolicy.from_settings(settings))
     if bar:

@@ -100,12 +100,26 @@ def _worker(var_dir: Path) -> BackgroundProcess:
     return BackgroundProcess("worker", var_dir)
 
 
-def app_up(var_dir: Path, env: dict[str, str], host: str, port: int, workers: int) -> str:
-    """(Re)start server and worker in the background; wait for /health; return the URL."""
+def _bridge(var_dir: Path) -> BackgroundProcess:
+    return BackgroundProcess("bridge", var_dir)
+
+
+def _simulator(var_dir: Path) -> BackgroundProcess:
+    return BackgroundProcess("simulator", var_dir)
+
+
+def _apps(var_dir: Path) -> list[BackgroundProcess]:
+    return [_server(var_dir), _worker(var_dir), _bridge(var_dir), _simulator(var_dir)]
+
+
+def app_up(var_dir: Path, env: dict[str, str], host: str, port: int, workers: int,
+           simulate: int = 0) -> str:
+    """(Re)start server, worker and MQTT bridge in the background (and ``simulate`` simulated
+    handsets); wait for /health; return the URL."""
     var_dir = var_dir.resolve()
-    server, worker = _server(var_dir), _worker(var_dir)
+    server, worker, bridge, simulator = _apps(var_dir)
     # A re-run restarts them, so `make demo` after a code change serves the new code.
-    for proc in (server, worker):
+    for proc in (simulator, bridge, server, worker):
         proc.stop()
     if not port_is_free(port):
         raise DevstackError(f"port {port} on {host} is taken by another program; "
@@ -115,15 +129,22 @@ def app_up(var_dir: Path, env: dict[str, str], host: str, port: int, workers: in
     server.start(_app_command("serve", "--host", host, "--port", str(port),
                               "--workers", str(workers)), child_env, cwd)
     worker.start(_app_command("worker"), child_env, cwd)
+    bridge.start(_app_command("bridge"), child_env, cwd)
+    started = [server, worker, bridge]
+    if simulate > 0:
+        simulator.start(_app_command("simulate", "--crews", str(simulate), "--var-dir",
+                                     str(var_dir)), child_env, cwd)
+        started.append(simulator)
     url = f"http://{host}:{port}"
     (var_dir / "run" / "server.url").write_text(url + "\n")
     try:
         wait_for_http(f"{url}/health", server)
         time.sleep(0.5)
-        if not worker.is_running():
-            raise DevstackError(f"the worker exited during start-up{worker.log_tail()}")
+        for proc in started[1:]:
+            if not proc.is_running():
+                raise DevstackError(f"the {proc.name} exited during start-up{proc.log_tail()}")
     except DevstackError:
-        for proc in (server, worker):  # no half-started demo left behind
+        for proc in started:  # no half-started demo left behind
             proc.stop()
         raise
     return url
@@ -141,6 +162,8 @@ def up(
     host: str = typer.Option("127.0.0.1", help="With --app: the server's address."),
     port: int = typer.Option(DEFAULT_HTTP_PORT, help="With --app: the server's port."),
     workers: int = typer.Option(1, help="With --app: uvicorn worker processes."),
+    simulate: int = typer.Option(0, help="With --app: also run this many simulated handsets "
+                                 "(`crewline simulate`) that take and work their crews' jobs."),
 ) -> None:
     """Start the private PostgreSQL (database 'crewline', PostGIS, pgRouting) and Mosquitto,
     and write VAR_DIR/stack.env. Idempotent."""
@@ -148,9 +171,10 @@ def up(
         env = services_up(var_dir, pg_port, mqtt_port)
         console.print(f"stack up; settings in {var_dir / 'stack.env'}", highlight=False)
         if app:
-            url = app_up(var_dir, env, host, port, workers)
-            console.print(f"server and worker running; logs in {var_dir / 'log'}",
-                          highlight=False)
+            url = app_up(var_dir, env, host, port, workers, simulate)
+            console.print(f"server, worker and MQTT bridge running"
+                          f"{f', {simulate} simulated handsets' if simulate else ''}; "
+                          f"logs in {var_dir / 'log'}", highlight=False)
             console.print(f"Crewline is up at [bold]{url}[/bold]")
     except DevstackError as exc:
         raise _fail(exc) from exc
@@ -158,10 +182,10 @@ def up(
 
 @stack_app.command()
 def down(var_dir: Path = VarDir) -> None:
-    """Stop server, worker, Mosquitto and PostgreSQL (their data is kept)."""
+    """Stop simulator, bridge, server, worker, Mosquitto and PostgreSQL (their data is kept)."""
     var_dir = var_dir.resolve()
     try:
-        for proc in (_server(var_dir), _worker(var_dir)):
+        for proc in reversed(_apps(var_dir)):
             if proc.stop():
                 console.print(f"stopped {proc.name}")
         if (var_dir / "mqtt" / "broker.env").exists():
@@ -185,7 +209,7 @@ def status(var_dir: Path = VarDir) -> None:
     var_dir = var_dir.resolve()
     table = Table(title=f"Crewline stack in {_short(var_dir)}")
     for col in ("component", "state", "address", "log"):
-        table.add_column(col, no_wrap=col != "address")
+        table.add_column(col, no_wrap=col in ("component", "state"), overflow="fold")
 
     def state(running: bool, pid: int | None = None) -> str:
         if running:
@@ -209,7 +233,7 @@ def status(var_dir: Path = VarDir) -> None:
     else:
         table.add_row("mosquitto", "[dim]not created[/dim]", "", "")
     url_file = var_dir / "run" / "server.url"
-    for proc in (_server(var_dir), _worker(var_dir)):
+    for proc in _apps(var_dir):
         address = ""
         if proc.name == "server" and proc.is_running() and url_file.exists():
             address = url_file.read_text().strip()

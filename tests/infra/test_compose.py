@@ -41,10 +41,10 @@ def config(tmp_path: Path) -> dict:
 
 def test_services(config: dict) -> None:
     services = config["services"]
-    assert set(services) == {"db", "mqtt", "migrate", "server", "worker"}
+    assert set(services) == {"db", "mqtt", "migrate", "server", "worker", "bridge"}
     assert "pgrouting" in services["db"]["image"]
     assert services["mqtt"]["image"].startswith("eclipse-mosquitto:2")
-    for name in ("migrate", "server", "worker"):
+    for name in ("migrate", "server", "worker", "bridge"):
         assert services[name]["build"]["context"] == str(REPO_ROOT)
         env = services[name]["environment"]
         assert env["CREWLINE_ENV"] == "production"
@@ -55,6 +55,7 @@ def test_services(config: dict) -> None:
     assert services["migrate"]["command"] == ["crewline", "db", "upgrade"]
     assert services["server"]["command"][:2] == ["crewline", "serve"]
     assert services["worker"]["command"] == ["crewline", "worker"]
+    assert services["bridge"]["command"] == ["crewline", "bridge"]
 
 
 def test_the_server_accepts_the_production_environment(tmp_path: Path, monkeypatch) -> None:
@@ -64,7 +65,7 @@ def test_the_server_accepts_the_production_environment(tmp_path: Path, monkeypat
 
     proc = compose_config(tmp_path, {**SECRETS, "CREWLINE_TWILIO_AUTH_TOKEN": "twilio-token"})
     services = yaml.safe_load(proc.stdout)["services"]
-    for name in ("migrate", "server", "worker"):
+    for name in ("migrate", "server", "worker", "bridge"):
         for key in [k for k in os.environ if k.startswith("CREWLINE_")]:
             monkeypatch.delenv(key)
         for key, value in services[name]["environment"].items():
@@ -76,7 +77,7 @@ def test_migrations_run_before_server_and_worker(config: dict) -> None:
     services = config["services"]
     assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
     assert services["migrate"]["restart"] == "no"
-    for name in ("server", "worker"):
+    for name in ("server", "worker", "bridge"):
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["mqtt"]["condition"] == "service_healthy"
@@ -107,7 +108,7 @@ def test_ports_and_volumes(config: dict) -> None:
     assert published("server") == {(8000, 8000)}
     assert published("mqtt") == {(1883, 1883)}
     assert published("db") == set()  # the database is not exposed
-    assert not services["worker"].get("ports")
+    assert not services["worker"].get("ports") and not services["bridge"].get("ports")
     assert set(config["volumes"]) == {"pgdata", "mqtt-auth", "mqtt-data"}
     db_volumes = " ".join(services["db"]["volumes"])
     assert "pgdata:/var/lib/postgresql/data" in db_volumes

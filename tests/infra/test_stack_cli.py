@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
@@ -54,11 +56,11 @@ def test_up_writes_settings_and_is_idempotent(var_dir: Path) -> None:
     assert again == {**env, "CREWLINE_LOG_LEVEL": "DEBUG"}
 
     status = invoke("status", "--var-dir", str(var_dir)).output
-    assert status.count("running") == 2 and status.count("stopped") == 2
+    assert status.count("running") == 2 and status.count("stopped") == 4  # 4 app processes
 
     down = invoke("down", "--var-dir", str(var_dir)).output
     assert "stopped mosquitto" in down and "stopped postgresql" in down
-    assert invoke("status", "--var-dir", str(var_dir)).output.count("stopped") == 4
+    assert invoke("status", "--var-dir", str(var_dir)).output.count("stopped") == 6
     invoke("down", "--var-dir", str(var_dir))  # nothing to stop is fine
 
 
@@ -98,25 +100,38 @@ def test_a_process_dying_at_start_up_is_reported_with_its_log(service_dir: Path)
 
 @pytest.mark.slow
 def test_up_with_app_serves_health_then_down_stops_everything(var_dir: Path) -> None:
-    """The `make demo` path without the demo data: services, migrations, server and worker."""
+    """The `make demo` path without the demo data: services, migrations, server, worker, MQTT
+    bridge and a simulated handset."""
     invoke("up", "--var-dir", str(var_dir), "--pg-port", "0", "--mqtt-port", "0")
     env = {**os.environ, **read_env_file(var_dir / "stack.env")}
     crewline = Path(sys.executable).with_name("crewline")
     subprocess.run([str(crewline), "db", "upgrade"], env=env, cwd=var_dir.parent, check=True,
                    capture_output=True, timeout=120)
     port = free_port()
-    out = invoke("up", "--var-dir", str(var_dir), "--app", "--port", str(port)).output
-    assert f"http://127.0.0.1:{port}" in out
+    out = invoke("up", "--var-dir", str(var_dir), "--app", "--port", str(port),
+                 "--simulate", "1").output
+    assert f"http://127.0.0.1:{port}" in out and "1 simulated handsets" in out
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
         assert resp.status == 200
     server, worker = BackgroundProcess("server", var_dir), BackgroundProcess("worker", var_dir)
-    assert server.is_running() and worker.is_running()
+    bridge, simulator = (BackgroundProcess("bridge", var_dir),
+                         BackgroundProcess("simulator", var_dir))
+    assert server.is_running() and worker.is_running() and bridge.is_running()
+    assert simulator.is_running()
+    deadline = time.monotonic() + 30  # the simulated handset registered itself and came online
+    while time.monotonic() < deadline and "simulating 1 crews" not in simulator.log_file.read_text():
+        time.sleep(0.5)
+    assert "simulating 1 crews" in simulator.log_file.read_text()
+    with psycopg.connect(env["CREWLINE_DATABASE_URL"].replace("+psycopg", "")) as conn:
+        assert conn.execute("SELECT count(*) FROM devices WHERE revoked_at IS NULL").fetchone()[0] == 1
     first = server.pid()
 
-    invoke("up", "--var-dir", str(var_dir), "--app", "--port", str(port))  # re-run restarts
-    assert server.pid() not in (None, first)
+    sim_first = simulator.pid()
+    invoke("up", "--var-dir", str(var_dir), "--app", "--port", str(port), "--simulate", "1")
+    assert server.pid() not in (None, first)  # a re-run restarts them
+    assert simulator.pid() not in (None, sim_first)
 
     down = invoke("down", "--var-dir", str(var_dir)).output
-    for name in ("server", "worker", "mosquitto", "postgresql"):
+    for name in ("simulator", "bridge", "server", "worker", "mosquitto", "postgresql"):
         assert f"stopped {name}" in down
-    assert not server.is_running() and not worker.is_running()
+    assert not server.is_running() and not worker.is_running() and not bridge.is_running()

@@ -118,7 +118,8 @@ class Stack:
         _stop(self.bridge)
         _stop(self.serve)
         self.broker.destroy()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not os.environ.get("HANDSET_E2E_KEEP"):  # keep the servers' logs for a post-mortem
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- HTTP as a person --------------------------------------------------------------------------
     def token(self, username: str) -> dict[str, str]:
