@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -43,6 +43,7 @@ VERDICT_SHOWN = {"verified": "verified", "uid_only": "plain", "unknown_tag": "un
                  "replayed": "replayed", "bad_mac": "bad_mac", "revoked": "revoked",
                  "malformed": "malformed"}
 _CODE = re.compile(r"^[0-9A-Za-z]{8}$")
+KEEP_HISTORY = timedelta(days=30)  # actions and scans kept on the handset
 
 
 class PairingFailed(Exception):
@@ -127,6 +128,7 @@ class Handset:
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> None:
+        self.store.prune(self.now() - KEEP_HISTORY)
         self.platform.gps.start()
         if self.pairing is not None:
             self._start_link()
@@ -262,8 +264,17 @@ class Handset:
         fix = self.platform.gps.current()
         return (fix.lon, fix.lat) if fix else None
 
+    def unsent_jobs(self) -> set[int]:
+        """Jobs with a step the server has not acknowledged yet."""
+        if self.link is None:
+            return set()
+        pending = {m for m, _, _ in self.link.outbox.pending()}
+        return {a["ticket_id"] for a in self.store.actions()
+                if a["kind"] == "status" and a["msg_id"] in pending}
+
     def job_rows(self) -> list[jobs_vm.JobRow]:
-        return jobs_vm.job_rows(self.jobs(), self.now(), self.language, self.position())
+        return jobs_vm.job_rows(self.jobs(), self.now(), self.language, self.position(),
+                                self.unsent_jobs())
 
     def _require_link(self) -> HandsetLink:
         if self.link is None:

@@ -99,8 +99,10 @@ class JobRow:
 
 
 def job_rows(jobs: list[Job], now: datetime, lang: str,
-             position: tuple[float, float] | None) -> list[JobRow]:
-    """Open jobs first by priority, then by SLA deadline (soonest first), then by distance."""
+             position: tuple[float, float] | None, unsent: set[int] | frozenset = frozenset()
+             ) -> list[JobRow]:
+    """Open jobs first by priority, then by SLA deadline (soonest first), then by distance.
+    ``unsent``: jobs with a step still in the outbox (their status says so)."""
     rows = []
     for job in jobs:
         status = job.status
@@ -112,10 +114,12 @@ def job_rows(jobs: list[Job], now: datetime, lang: str,
         state, text = sla(job, now, lang)
         title = f"#{job.ticket_id} · {label('category', job.get('category'), lang)} · " \
                 f"{job.get('summary') or ''}"
+        status_text = label("status", status, lang)
+        if job.ticket_id in unsent:
+            status_text += " " + tr("status.queued", lang)
         rows.append(JobRow(job.ticket_id, title, job.get("priority") or "normal",
-                           label("priority", job.get("priority"), lang), status,
-                           label("status", status, lang), state, text, distance_text(dist, lang),
-                           dist))
+                           label("priority", job.get("priority"), lang), status, status_text,
+                           state, text, distance_text(dist, lang), dist))
 
     def key(row: JobRow):
         job_due = next(j for j in jobs if j.ticket_id == row.ticket_id).get("due_at") or "9999"

@@ -198,6 +198,15 @@ class HandsetStore:
                  "result": r, "error": json.loads(e) if e else None}
                 for m, t, k, d, c, r, e in self._q(q + " ORDER BY rowid", args)]
 
+    def prune(self, before: datetime) -> int:
+        """Forget actions and scans older than ``before`` (the outbox keeps anything unsent)."""
+        n = 0
+        for table, column in (("actions", "created_at"), ("scans", "scanned_at")):
+            with self._lock:
+                n += self._db.execute(f"DELETE FROM {table} WHERE {column} < ?",
+                                      (before.isoformat(),)).rowcount
+        return n
+
     def add_scan(self, msg_id: str, ticket_id: int | None, uid: str, sun_url: str | None,
                  local_verdict: str, now: datetime) -> None:
         self._q("INSERT INTO scans (msg_id, ticket_id, uid, sun_url, local_verdict, scanned_at) "

@@ -45,6 +45,7 @@ PASSWORD = "bench-password-not-secret"
 PBF = Path("var/data/Helsinki.osm.pbf")
 CHROMIUM = "/usr/bin/chromium"
 PREFIX = "console-bench-"
+SHOT = Path("var/screenshots/console-bench.png")
 
 _OBSERVE = """
 window.__bench = {longTasks: [], frames: 0};
@@ -237,6 +238,8 @@ def run(settings: Settings, *, crews: int = 5000, seconds: int = 30, warmup: int
             elapsed: performance.now() - window.__bench.t0,
         })""")
         moved = mover.updates - updates0
+        SHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOT))  # to look at: thousands of crews, nothing overlapping
         mover.stop.set()
         ws_stop.set()
         mover.join(5)

@@ -12,9 +12,9 @@ a second.
 Why not LISTEN/NOTIFY: a notifying transaction holds a database-wide lock through its commit, so
 NOTIFY triggers on the write paths serialise every ticket insert and position report (see the
 migration). Reading the change table exactly once needs care, because ids (a sequence) are not
-handed out in commit order: the poller keeps a *transaction-id watermark* — the xmin of its last
-snapshot, below which every transaction has finished — re-reads the rows at or above it each
-time and drops the ones it has already seen. Nothing committed is missed, nothing is sent twice.
+handed out in commit order: each row carries its transaction id, and each poll reads the rows of
+the transactions that were still running at the previous poll's snapshot or started after it
+(:class:`ChangeFeed`). Nothing committed is missed, nothing is read twice.
 
 Protocol (JSON text frames):
   client → ``{"type": "auth", "token": "<JWT>"}`` first, within 10 s; afterwards ``{"type":
@@ -43,38 +43,48 @@ from server.models import Role
 
 APPLICATION_NAME = "crewline-live"  # the poller's connection, as pg_stat_activity shows it
 
-# Every committed change at or above the watermark (the xmin of the previous snapshot), and the
-# new watermark. Rows of transactions still running are invisible now and read on a later poll.
+# The changes committed between the previous snapshot and this statement's: rows of transactions
+# that were running then (its xip list) or started since (xid >= its xmax). Both conditions use
+# the xid index, so a long-open transaction elsewhere does not make the reads grow. Rows of
+# transactions still running now are invisible and come with a later poll.
 _POLL = """
-WITH s AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin)
-SELECT s.xmin::text AS xmin, c.id, c.xid::text AS xid, c.kind, c.ids
-FROM s LEFT JOIN live_changes c ON c.xid >= CAST(%s AS xid8)
+SELECT pg_current_snapshot()::text AS snapshot, c.id, c.kind, c.ids
+FROM (SELECT CAST(%(prev)s AS pg_snapshot) AS prev) p
+LEFT JOIN live_changes c
+  ON c.xid >= pg_snapshot_xmax(p.prev)
+  OR c.xid = ANY (ARRAY(SELECT pg_snapshot_xip(p.prev)))
 ORDER BY c.id
 """
-_START = "SELECT pg_snapshot_xmin(pg_current_snapshot())::text"
-_PRUNE = "DELETE FROM live_changes WHERE at < clock_timestamp() - make_interval(secs => %s)"
+_START = "SELECT pg_current_snapshot()::text"
+# Only rows every snapshot sees (no running transaction older than them) and older than the
+# retention: a change committed late by a long transaction is never pruned before it is read.
+_PRUNE = """
+DELETE FROM live_changes
+WHERE at < clock_timestamp() - make_interval(secs => %s)
+  AND xid < pg_snapshot_xmin(pg_current_snapshot())
+"""
 
 
 class ChangeFeed:
-    """Exactly-once reading of ``live_changes`` from a watermark (see the module docstring)."""
+    """Exactly-once reading of ``live_changes`` between consecutive snapshots.
 
-    def __init__(self, watermark: str) -> None:
-        self.watermark = watermark
-        self.seen: dict[int, int] = {}  # row id -> xid, for rows at or above the watermark
+    Every change visible in snapshot k but not in snapshot k-1 belongs to a transaction that was
+    running at k-1 or started after it, which is what ``_POLL`` selects; every one visible at
+    k-1 was read then. So each committed change is read once, whatever the commit order."""
+
+    def __init__(self, snapshot: str) -> None:
+        self.snapshot = snapshot
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {"prev": self.snapshot}
 
     def take(self, rows) -> list[tuple[str, list[int]]]:
-        """New changes in ``rows`` (the result of ``_POLL``); advances the watermark."""
+        """The changes in ``rows`` (the result of ``_POLL``); remembers its snapshot."""
         if not rows:
             return []
-        fresh = []
-        for _, row_id, xid, kind, ids in rows:
-            if row_id is not None and row_id not in self.seen:
-                self.seen[row_id] = int(xid)
-                fresh.append((kind, list(ids)))
-        xmin = int(rows[0][0])
-        self.seen = {k: v for k, v in self.seen.items() if v >= xmin}
-        self.watermark = str(xmin)
-        return fresh
+        self.snapshot = rows[0][0]
+        return [(kind, list(ids)) for _, row_id, kind, ids in rows if row_id is not None]
 log = structlog.get_logger()
 
 # what each role hears; technicians use the handset link, not the console
@@ -135,7 +145,7 @@ class Hub:
                     if feed is None:  # changes from before this process started are not news
                         feed = ChangeFeed((await (await conn.execute(_START)).fetchone())[0])
                     elif self.reconnects:
-                        # the watermark survives a reconnect: nothing is missed unless the
+                        # the snapshot survives a reconnect: nothing is missed unless the
                         # records were pruned meanwhile; the pages reload to be sure
                         self._broadcast("tickets", service.dumps({"type": "resync"}))
                     self.reconnects += 1
@@ -143,7 +153,7 @@ class Hub:
                     delay = 0.5
                     pruned = time.monotonic()
                     while True:
-                        rows = await (await conn.execute(_POLL, (feed.watermark,))).fetchall()
+                        rows = await (await conn.execute(_POLL, feed.params)).fetchall()
                         for kind, ids in feed.take(rows):
                             self.changed(kind, ids)
                         if time.monotonic() - pruned > 60:

@@ -168,6 +168,9 @@ async def live_socket(ws: WebSocket) -> None:
                                            return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
+        for task in done:  # a disconnect ends receive(): expected, not an error to log
+            if not task.cancelled():
+                task.exception()
         if not done:  # the token expired: the page signs in again
             with contextlib.suppress(Exception):
                 await ws.close(4401, "token_expired")

@@ -286,7 +286,7 @@ class Bridge:
         inserted = {(r.device_id, r.msg_id): r.id for r in session.execute(_INSERT_MESSAGES, {
             "d": [d for (d, _), _ in rows], "m": [m for (_, m), _ in rows],
             "k": [it.t.kind for _, it in rows],
-            "p": b"[" + b",".join(it.payload for _, it in rows) + b"]",
+            "p": (b"[" + b",".join(it.payload for _, it in rows) + b"]").decode(),
             "a": [not self.handlers[it.t.kind].deferred for _, it in rows], "now": now})}
         stored: dict[tuple[str, uuid.UUID], tuple[str, Any]] = {}
         old = [k for k in first if k not in inserted]

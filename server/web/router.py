@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
-
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request

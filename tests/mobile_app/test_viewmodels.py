@@ -223,6 +223,7 @@ def test_offline_actions_queue_in_order_and_survive_a_restart(handset, tmp_path,
     assert [r.ticket_id for r in handset.job_rows()] == [11, 12]
     assert handset.banner() == ("offline", "离线 — 0 条待发送")  # zh-CN until chosen otherwise
     ids = [handset.step(11, "accept"), handset.step(11, "en_route"), handset.step(11, "arrived")]
+    assert [r.status_text for r in handset.job_rows()] == ["到场 （尚未发送）", "已派"]
     handset.resolve(11, "repaired", "valve replaced")
     assert handset.job(11).status == "resolved"
     assert [r.ticket_id for r in handset.job_rows()] == [12]
@@ -280,6 +281,21 @@ def test_cannot_fix_and_the_checklist_in_the_service_record(handset, tmp_path) -
     assert last["note"].startswith("Parts needed — needs a DN50 valve\nChecklist [service_record.v1]")
     kinds = [k for _, k, _ in handset.link.outbox.pending()]
     assert kinds == ["attachment", "attachment", "status"]
+
+
+def test_old_history_is_pruned_at_start(handset, clock) -> None:
+    handset._on_downlink("work_order", order(61))
+    handset.step(61, "accept")
+    clock.t = NOW + timedelta(days=31)
+    handset.stop()
+    again = Handset(handset.settings, handset.platform, now=clock)
+    again.start()
+    try:
+        assert again.store.actions() == [] and again.queued == 1  # still to be sent, though
+    finally:
+        again.stop()
+    handset.store = HandsetStore(handset.settings.data_dir / "handset.sqlite")
+    handset.link = None
 
 
 def test_rejected_steps_fall_back_to_the_servers_status(handset) -> None:
@@ -396,3 +412,41 @@ def test_a_keyboard_wedge_reader_types_the_uid() -> None:
     scanner.feed("04A1B2C3\n")
     assert [r.uid for r in readings] == ["04A1B2C3"] and readings[0].reader == "keyboard-wedge"
     assert [e.code for e in errors] == ["wedge_input"]
+
+
+def test_gpsd_source_reads_a_gpsd_stream() -> None:
+    """GpsdGps against a local stand-in for gpsd speaking its JSON protocol."""
+    import socket
+    import threading
+    import time
+
+    from mobile_app.platform.gps import GpsdGps
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    got_watch = threading.Event()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            if b"?WATCH" in conn.recv(1024):
+                got_watch.set()
+            conn.sendall(b'{"class":"VERSION","release":"3.22"}\n'
+                         b'{"class":"TPV","mode":1}\n'
+                         b'{"class":"TPV","mode":2,"time":"2026-01-05T08:00:00.000Z",'
+                         b'"lat":60.17,"lon":24.94,"epx":3.0,"epy":4.0}\n')
+            time.sleep(1)
+
+    threading.Thread(target=serve, daemon=True).start()
+    gps = GpsdGps(f"127.0.0.1:{port}")
+    gps.start()
+    try:
+        deadline = time.monotonic() + 5
+        while gps.current() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        fix = gps.current()
+        assert got_watch.is_set() and fix is not None
+        assert (fix.lon, fix.lat, fix.accuracy_m, fix.at) == (24.94, 60.17, 4.0, NOW)
+    finally:
+        gps.stop()
+        server.close()

@@ -33,6 +33,21 @@ def test_log_lines_never_carry_full_numbers(capsys):
     assert event["note"] == "call *******8000"
 
 
+@pytest.mark.parametrize("json_logs", [False, True])
+def test_tracebacks_are_logged_masked(capsys, json_logs):
+    configure_logging("INFO", json=json_logs)
+    e164 = "+8613800138000"
+    try:
+        raise RuntimeError(f"lookup failed for {e164}")
+    except RuntimeError:
+        structlog.get_logger().exception("ivr failed", caller=e164)
+    out = capsys.readouterr()
+    text_out = out.out + out.err
+    assert "13800138000" not in text_out
+    assert "RuntimeError: lookup failed for +86*******8000" in (
+        json.loads(text_out.strip().splitlines()[-1])["exception"] if json_logs else text_out)
+
+
 @pytest.fixture(scope="session")
 def helsinki_pbf() -> Path:
     pbf = ROOT / "var" / "data" / "Helsinki.osm.pbf"

@@ -74,7 +74,8 @@ def test_vendored_leaflet_is_the_locked_npm_release() -> None:
 
 
 def test_pages_load_the_map_library_from_us(client) -> None:
-    for page, script in (("/dispatch", "dispatch.js"), ("/wall", "wall.js"), ("/sms", "sms.js")):
+    for page, script in (("/dispatch", "dispatch.js"), ("/wall", "wall.js"), ("/sms", "sms.js"),
+                         ("/outages", "outages.js"), ("/inspections", "inspections.js")):
         r = client.get(page)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
         assert f'<script type="module" src="/static/{script}">' in r.text
@@ -114,8 +115,9 @@ def test_a_configured_tile_server_is_allowed_by_the_pages_csp(pg_url, desk_users
 # -- authentication and roles --------------------------------------------------------------------
 def _console_calls() -> set[str]:
     paths = set()
-    for name in ("dispatch.js", "wall.js", "sms.js"):
-        for p in re.findall(r'api\("GET", [`"](/[^`"]+)[`"]', (STATIC / name).read_text()):
+    for name in ("dispatch.js", "wall.js", "sms.js", "outages.js", "inspections.js"):
+        for p in re.findall(r'api\("(?:GET|POST|PATCH|DELETE)", [`"](/[^`"]+)[`"]',
+                            (STATIC / name).read_text()):
             paths.add("/api/v1" + re.sub(r"\$\{[^}]+\}", "1", p).replace("/1/1/1.json", "/12/1/1.json"))
     return paths
 
@@ -125,9 +127,13 @@ def test_every_console_call_needs_a_token(client) -> None:
     assert {"/api/v1/console/config", "/api/v1/console/tickets", "/api/v1/console/crews",
             "/api/v1/console/summary", "/api/v1/console/basemap/12/1/1.json",
             "/api/v1/sms/messages"} <= calls
+    assert {"/api/v1/outages", "/api/v1/outages/preview", "/api/v1/outages/1/transitions",
+            "/api/v1/inspections/technicians/1/day", "/api/v1/inspections/compliance",
+            "/api/v1/tickets/1/assignment", "/api/v1/tickets/1/suggestions"} <= calls
     for path in sorted(calls):
         for headers in ({}, {"Authorization": "Bearer not-a-token"}):
-            r = client.get(path, headers=headers)
+            method = "POST" if path.endswith(("/preview", "/transitions")) else "GET"
+            r = client.request(method, path, headers=headers, json={})
             assert r.status_code == 401, (path, r.text)
 
 

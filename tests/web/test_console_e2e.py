@@ -101,10 +101,31 @@ def test_dispatcher_assigns_from_suggestions_and_watches_the_crew_arrive(
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     sign_in(page, live_server.url, desk_users["dispatcher"])
 
-    # a ticket logged at the desk appears in the queue live, with its SLA countdown running
-    ticket = live_server.call("agent", "POST", "/api/v1/tickets", json={
-        "category": "repair", "priority": "high", "description": "管道漏水 pipe leak (console e2e)",
-        "location": {"lon": TICKET[0], "lat": TICKET[1]}, "address": "Kluuvikatu 3"})["ticket"]
+    # an agent on the phone, at the desk in another browser: looks the caller up and logs the
+    # ticket without the mouse; it appears in the dispatcher's queue live, its countdown running
+    suffix = uuid.uuid4().int % 10**8
+    mobile = f"136{suffix:08d}"
+    live_server.call("agent", "POST", "/api/v1/customers", json={
+        "account_no": f"E-{suffix:08d}", "name": "张敏", "phones": [mobile],
+        "preferred_language": "zh-CN", "sms_consent": True,
+        "service_points": [{"address": "Kluuvikatu 3", "location": {"lon": TICKET[0], "lat": TICKET[1]}}]})
+    desk = new_page("en-US")
+    desk.goto(live_server.url)
+    desk.keyboard.type(desk_users["agent"])
+    desk.keyboard.press("Tab")
+    desk.keyboard.type(PASSWORD)
+    desk.keyboard.press("Enter")
+    expect(desk.locator("#lookup-phone")).to_be_focused()
+    desk.keyboard.type(f"{mobile[:3]} {mobile[3:7]} {mobile[7:]}")
+    desk.keyboard.press("Enter")
+    expect(desk.locator("#lookup-results .customer")).to_contain_text("张敏")
+    expect(desk.locator("#category-choices input[value=repair]")).to_be_focused()
+    desk.keyboard.press("Tab")
+    desk.keyboard.type("管道漏水 pipe leak (console e2e)")
+    desk.keyboard.press("Enter")
+    expect(desk.locator("#created")).to_contain_text(re.compile(r"CL-\d{7}"))
+    number = re.search(r"CL-\d{7}", desk.locator("#created").inner_text()).group(0)
+    ticket = {"id": int(number[3:]), "number": number}
     item = page.locator(f'#queue li[data-id="{ticket["id"]}"]')
     expect(item).to_contain_text(ticket["number"])
     countdown = item.locator(".countdown")
@@ -130,6 +151,7 @@ def test_dispatcher_assigns_from_suggestions_and_watches_the_crew_arrive(
     row.locator("button.assign").hover()  # route preview of this crew only
     assert page.evaluate("window.crewlineConsole.routes.getLayers().length") == 1
     assert_console_laid_out(page)
+    page.wait_for_timeout(400)  # a zoom animation hides the crew canvas while it runs
     shot(page, "dispatch-suggestions-en")
 
     # one click assigns; the queue and the detail follow (live, not by reloading)

@@ -253,11 +253,11 @@ def test_one_statement_over_many_rows_is_one_change_record(pg_url) -> None:
             "SELECT 'bulk-' || %s || '-' || g, '{}', 'off', 'offline', 1, false, now() "
             "FROM generate_series(1, 1000) g RETURNING id", (tag,)).fetchall()]
         writer.execute("UPDATE crews SET updated_at = now() WHERE name LIKE %s", (f"bulk-{tag}-%",))
-        changes = feed.take(reader.execute(_POLL, (feed.watermark,)).fetchall())
+        changes = feed.take(reader.execute(_POLL, feed.params).fetchall())
         crews = [c for c in changes if c[0] == "crew"]
         assert len(crews) == 2  # the insert and the update: one record each, ids inside
         assert all(sorted(c[1]) == sorted(ids) for c in crews)
-        assert feed.take(reader.execute(_POLL, (feed.watermark,)).fetchall()) == []
+        assert feed.take(reader.execute(_POLL, feed.params).fetchall()) == []
 
 
 def test_change_feed_reads_concurrent_commits_exactly_once(pg_url) -> None:
@@ -287,7 +287,7 @@ def test_change_feed_reads_concurrent_commits_exactly_once(pg_url) -> None:
         def poll() -> None:
             while True:
                 last = done.is_set()
-                for k, ids in feed.take(reader.execute(_POLL, (feed.watermark,)).fetchall()):
+                for k, ids in feed.take(reader.execute(_POLL, feed.params).fetchall()):
                     if k == kind:
                         got.extend(ids)
                 if last:
@@ -305,3 +305,28 @@ def test_change_feed_reads_concurrent_commits_exactly_once(pg_url) -> None:
         poller.join(timeout=30)
     expected = [n * 1000 + i for n in range(6) for i in range(60)]
     assert len(got) == len(expected) and sorted(got) == expected
+
+
+def test_a_long_open_transaction_neither_grows_the_reads_nor_loses_its_change(pg_url) -> None:
+    from server.console.live import _POLL, _PRUNE, _START, ChangeFeed
+
+    libpq = pg_url.replace("postgresql+psycopg://", "postgresql://", 1)
+    kind = "test-" + uuid.uuid4().hex[:8]
+    with psycopg.connect(libpq, autocommit=True) as reader, psycopg.connect(libpq) as long, \
+            psycopg.connect(libpq, autocommit=True) as writer:
+        feed = ChangeFeed(reader.execute(_START).fetchone()[0])
+        long.execute("INSERT INTO live_changes (kind, ids) VALUES (%s, %s)", (kind, [0]))
+        for i in range(1, 201):
+            writer.execute("INSERT INTO live_changes (kind, ids) VALUES (%s, %s)", (kind, [i]))
+        first = reader.execute(_POLL, feed.params).fetchall()
+        assert sorted(i for k, ids in feed.take(first) if k == kind for i in ids) == list(
+            range(1, 201))
+        writer.execute("INSERT INTO live_changes (kind, ids) VALUES (%s, %s)", (kind, [201]))
+        second = reader.execute(_POLL, feed.params).fetchall()
+        assert [ids for k, ids in feed.take(second) if k == kind] == [[201]]
+        assert len(second) <= 2  # only what is new: the 200 are not read again
+        reader.execute(_PRUNE, (0,))  # retention 0: still not the long transaction's row
+        long.commit()
+        third = feed.take(reader.execute(_POLL, feed.params).fetchall())
+        assert [ids for k, ids in third if k == kind] == [[0]]
+        assert feed.take(reader.execute(_POLL, feed.params).fetchall()) == []

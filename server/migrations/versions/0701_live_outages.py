@@ -1,4 +1,4 @@
-"""live: outages and their linked calls NOTIFY the web console too (kind ``outage``)
+"""live: outages and their linked calls are change records for the web console too (kind ``outage``)
 
 A merge of the live and outages branches (a merge, not depends_on: the version table would drop
 0500_outages while the script directory still called it a head).

@@ -270,7 +270,8 @@ function previewRoute(crewId) {
   const s = state.detail?.suggestions?.suggestions.find((x) => x.crew_id === crewId);
   if (!s?.route) return;
   const line = L.geoJSON(s.route, { style: { color: "#1a73e8", weight: 7, opacity: 0.95 } }).addTo(state.routes);
-  state.map.fitBounds(line.getBounds().pad(0.3), { maxZoom: 17 });
+  // move the map only when the route leaves the view (hovering down the list must not jump)
+  if (!state.map.getBounds().contains(line.getBounds())) state.map.fitBounds(line.getBounds().pad(0.3), { maxZoom: 17 });
   state.crews.setHighlight([crewId]);
 }
 

@@ -194,7 +194,11 @@ export const CrewLayer = L.Layer.extend({
       if (p.x < -20 || p.y < -20 || p.x > size.x + 20 || p.y > size.y + 20) continue;
       this.visible.push([p.x, p.y, c]);
       const sprite = crewSprite(CREW_COLORS[c.status] || "#555", c.stale, c.heading, r, ratio);
-      ctx.drawImage(sprite, p.x - sprite.half, p.y - sprite.half, sprite.size, sprite.size);
+      // whole pixels: a sprite copied 1:1 needs no filtering (much cheaper in software canvas)
+      const x = Math.round(p.x - sprite.half);
+      const y = Math.round(p.y - sprite.half);
+      if (ratio === 1) ctx.drawImage(sprite, x, y);
+      else ctx.drawImage(sprite, x, y, sprite.size, sprite.size);
       if (labels || this.highlight.has(c.id)) labelled.push([p, c]);
     }
     ctx.globalAlpha = 1;

@@ -57,8 +57,9 @@ class DetailScreen(HandsetScreen):
     def refresh(self) -> None:
         job = self.handset.job(int(self.ticket_id)) if self.ticket_id else None
         box = self.ids.actions
-        box.clear_widgets()
         if job is None:
+            box.clear_widgets()
+            self._built = None
             return
         d = jobs_vm.detail(job, self.handset.now(), self.app.lang)
         self.title = f"#{d.ticket_id} {d.title}"
@@ -69,17 +70,25 @@ class DetailScreen(HandsetScreen):
         self._uris = (d.directions_uri, d.directions_url, d.call_uri)
         self.ids.directions.disabled = d.directions_uri is None
         self.ids.call.disabled = d.call_uri is None
-        for a in d.actions:
-            btn = BigButton(text=a.text, primary=a.primary, danger=a.key == "cannot_fix",
-                            ident=f"action.{a.key}")
-            btn.bind(on_release=lambda _b, key=a.key: self.act(key))
-            box.add_widget(btn)
+        built = (int(self.ticket_id), self.app.lang, tuple(a.key for a in d.actions))
+        # the buttons are rebuilt only when they change: a periodic refresh must not swallow a press
+        if built != getattr(self, "_built", None):
+            self._built = built
+            box.clear_widgets()
+            self._add_actions(box, d.actions)
         sheet = self.sheet
         if sheet is not None and sheet._window is not None and sheet.lang != self.app.lang:
             notes = sheet.notes.text  # the language changed under an open sheet: redo it
             sheet.dismiss(animation=False)
             self.act(sheet.key)
             self.sheet.notes.text = notes
+
+    def _add_actions(self, box, actions) -> None:
+        for a in actions:
+            btn = BigButton(text=a.text, primary=a.primary, danger=a.key == "cannot_fix",
+                            ident=f"action.{a.key}")
+            btn.bind(on_release=lambda _b, key=a.key: self.act(key))
+            box.add_widget(btn)
 
     def act(self, key: str) -> None:
         tid = int(self.ticket_id)
