@@ -49,11 +49,15 @@ def _ping_idle_connections(engine: Engine, after_s: float) -> None:
         if idle_since is None or time.monotonic() - idle_since < after_s:
             return
         try:
-            with dbapi_connection.cursor() as cur:
-                cur.execute("SELECT 1")
-            dbapi_connection.rollback()  # leave no transaction open behind the pool
+            _ping(dbapi_connection)
         except Exception as e:  # the server closed it: the pool retries with a fresh one
             raise exc.DisconnectionError(str(e)) from e
+
+
+def _ping(dbapi_connection) -> None:
+    with dbapi_connection.cursor() as cur:
+        cur.execute("SELECT 1")
+    dbapi_connection.rollback()  # leave no transaction open behind the pool
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -150,6 +150,41 @@ def _is_mobile(e164: str | None) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class TicketRecipient:
+    """What a ticket's SMS needs to know: who may be texted, in which language, with which
+    template override."""
+
+    ticket_id: int
+    customer_id: int | None
+    language: str
+    priority: str
+    reporter_phone: str | None
+    customer_mobile: str | None
+    consent: bool | None  # the customer's SMS consent; None without a customer
+    override: str | None  # the staff's template text for the key and language, if any
+
+
+def _queue_ticket_sms(session: Session, r: TicketRecipient, key: TemplateKey, now: datetime,
+                      values: dict[str, str] | None = None) -> int | None:
+    """The rules of every ticket SMS: the reporter's mobile first, then the customer's; the
+    customer's consent; opt-outs (in the INSERT); one identical message per ticket."""
+    to = next((n for n in (r.reporter_phone, r.customer_mobile) if _is_mobile(n)), None)
+    if to is None:
+        return None
+    language = r.language if r.language in templates.LANGUAGES else "zh-CN"
+    rendered = templates.render(key, language,
+                                {"number": f"CL-{r.ticket_id:07d}", **(values or {})},
+                                override=r.override)
+    return session.execute(_INSERT, {
+        "ticket_id": r.ticket_id, "customer_id": r.customer_id, "to": to, "language": language,
+        "template": key.value, "body": rendered.body, "encoding": rendered.encoding,
+        "segments": rendered.segments,
+        "urgent": key in templates.URGENT or r.priority == "emergency",
+        "dedupe_key": _dedupe_key(f"ticket:{r.ticket_id}", key.value, to, rendered.body),
+        "no_consent": r.consent is False, "now": now}).scalar_one_or_none()
+
+
 def enqueue_for_ticket(session: Session, ticket_id: int, key: TemplateKey, now: datetime,
                        values: dict[str, str] | None = None) -> int | None:
     """Queue ``key`` for the ticket's reporter (or its customer's mobile). Returns the outbox id,
@@ -158,19 +193,9 @@ def enqueue_for_ticket(session: Session, ticket_id: int, key: TemplateKey, now: 
                                               "template": key.value}).one_or_none()
     if row is None:
         return None
-    to = next((n for n in (row.reporter_phone, row.customer_mobile) if _is_mobile(n)), None)
-    if to is None:
-        return None
-    language = row.language if row.language in templates.LANGUAGES else "zh-CN"
-    rendered = templates.render(key, language, {"number": f"CL-{row.id:07d}", **(values or {})},
-                                override=row.custom_body)
-    urgent = key in templates.URGENT or row.priority == "emergency"
-    return session.execute(_INSERT, {
-        "ticket_id": row.id, "customer_id": row.customer_id, "to": to, "language": language,
-        "template": key.value, "body": rendered.body, "encoding": rendered.encoding,
-        "segments": rendered.segments, "urgent": urgent,
-        "dedupe_key": _dedupe_key(f"ticket:{row.id}", key.value, to, rendered.body),
-        "no_consent": row.sms_consent is False, "now": now}).scalar_one_or_none()
+    return _queue_ticket_sms(session, TicketRecipient(
+        row.id, row.customer_id, row.language, row.priority, row.reporter_phone,
+        row.customer_mobile, row.sms_consent, row.custom_body), key, now, values)
 
 
 # Read by the ticket intake in the same statement that creates the ticket (one round trip instead
@@ -188,21 +213,10 @@ RECEIPT_CONTEXT_COLUMNS = """
 def enqueue_receipt(session: Session, *, ticket_id: int, customer_id: int | None, language: str,
                     priority: str, reporter_phone: str | None, context, now: datetime) -> int | None:
     """The "ticket received" SMS of a new ticket, queued with one INSERT: ``context`` is the row
-    holding :data:`RECEIPT_CONTEXT_COLUMNS`, read when the ticket was written. Same rules as
-    :func:`enqueue_for_ticket` (reporter's mobile first, then the customer's; consent; opt-outs)."""
-    key = TemplateKey.ticket_received
-    to = next((n for n in (reporter_phone, context.sms_customer_mobile) if _is_mobile(n)), None)
-    if to is None:
-        return None
-    language = language if language in templates.LANGUAGES else "zh-CN"
-    rendered = templates.render(key, language, {"number": f"CL-{ticket_id:07d}"},
-                                override=context.sms_override)
-    return session.execute(_INSERT, {
-        "ticket_id": ticket_id, "customer_id": customer_id, "to": to, "language": language,
-        "template": key.value, "body": rendered.body, "encoding": rendered.encoding,
-        "segments": rendered.segments, "urgent": key in templates.URGENT or priority == "emergency",
-        "dedupe_key": _dedupe_key(f"ticket:{ticket_id}", key.value, to, rendered.body),
-        "no_consent": context.sms_consent is False, "now": now}).scalar_one_or_none()
+    holding :data:`RECEIPT_CONTEXT_COLUMNS`, read when the ticket was written."""
+    return _queue_ticket_sms(session, TicketRecipient(
+        ticket_id, customer_id, language, priority, reporter_phone, context.sms_customer_mobile,
+        context.sms_consent, context.sms_override), TemplateKey.ticket_received, now)
 
 
 def on_ticket_event(session: Session, ticket_id: int, kind: str, now: datetime) -> int | None:

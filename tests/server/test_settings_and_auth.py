@@ -1,5 +1,6 @@
 import subprocess
 import sys
+import time
 from datetime import timedelta
 
 import pytest
@@ -141,5 +142,30 @@ def test_pool_survives_connections_cut_by_the_server(settings) -> None:
             with eng.connect() as conn:
                 assert conn.execute(sql("SELECT 1")).scalar_one() == 1
                 assert conn.execute(sql("SELECT pg_backend_pid()")).scalar_one() != pid
+    finally:
+        eng.dispose()
+
+
+def test_pool_pings_only_connections_that_sat_idle(settings, monkeypatch) -> None:
+    """A connection used a moment ago is not pinged (no extra round trip per request); one idle
+    for longer than the threshold is."""
+    from sqlalchemy import text as sql
+
+    from server.core import db
+
+    pings = []
+    real_ping = db._ping
+    monkeypatch.setattr(db, "_ping", lambda c: (pings.append(c), real_ping(c)))
+    eng = db.make_engine(settings, pool_size=1, ping_after_idle_s=0.3)
+    try:
+        with eng.connect() as conn:  # a new connection: nothing to ping
+            conn.execute(sql("SELECT 1"))
+        with eng.connect() as conn:  # used a moment ago: no ping
+            conn.execute(sql("SELECT 2"))
+        assert pings == []
+        time.sleep(0.5)
+        with eng.connect() as conn:  # idle past the threshold: pinged first
+            assert conn.execute(sql("SELECT 3")).scalar_one() == 3
+        assert len(pings) == 1
     finally:
         eng.dispose()
