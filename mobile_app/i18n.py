@@ -61,6 +61,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "status.resolved": ("Resolved", "已解决"),
     "status.closed": ("Closed", "已关闭"),
     "status.cancelled": ("Cancelled", "已取消"),
+    "status.withdrawn": ("Withdrawn", "已撤回"),
     "status.queued": ("(not sent yet)", "（尚未发送）"),
     "category.repair": ("Repair", "报修"),
     "category.consultation": ("Consultation", "咨询"),

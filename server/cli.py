@@ -59,7 +59,8 @@ def serve(host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
 
 @app.command()
 def worker(concurrency: int = 4) -> None:
-    """Run background work: SLA clocks now; SMS, rounds later."""
+    """Run background work: SLA sweeps, auto-assignment, the SMS outbox, inspection rounds and
+    missed checkpoints, planned-outage notices and outage inference (server/jobs.py BLUEPRINTS)."""
     import asyncio
 
     from server.jobs import make_app

@@ -18,6 +18,12 @@ No Kivy and no server imports: the Kivy app and a simulator can both use :class:
   again, in order. A resync is also requested on every connection where the broker did not keep
   the session (first connection, expired or lost session): what was queued there is gone. The
   same request is not repeated within ``resync_after`` seconds.
+* Clock skew: every application ack carries the server's clock (``server_time``); the link keeps
+  the median offset (server − handset) of the last acks, stored in SQLite so it survives a
+  restart offline, and :meth:`server_now` is the handset clock corrected by it. ``sent_at`` is
+  stamped with it; an app stamps fixes and status times with ``link.server_now()`` so that a
+  handset whose clock is minutes off does not report fixes "from the future" (refused by the
+  position service beyond 2 minutes).
 * Presence: a retained ``online`` on connect, the retained ``offline`` last will, and an explicit
   retained ``offline`` on a clean :meth:`stop` (a clean disconnect suppresses the will).
 """
@@ -29,7 +35,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +133,9 @@ class HandsetLink:
         self.ack_delay, self.resync_after = ack_delay, resync_after
         self.now = now
         self._ack_timer: threading.Timer | None = None
+        self._offsets: list[float] = []
+        stored = self.outbox.get_state("clock_offset")
+        self.clock_offset: float | None = float(stored) if stored is not None else None
         self._resync_asked: tuple[int, float] | None = None  # (last seq, monotonic time)
         self.connected = threading.Event()
         self._stopping = threading.Event()
@@ -173,12 +182,27 @@ class HandsetLink:
         """Queue an uplink event durably, publish it if connected; returns its msg_id."""
         if kind not in protocol.ACKED_UP_KINDS:
             raise ValueError(f"{kind!r} is not an acknowledged uplink kind")
-        message = protocol.uplink(kind, self.now(), **fields)
+        message = protocol.uplink(kind, self.server_now(), **fields)
         payload = protocol.encode("up", kind, message)  # invalid input fails here, at the source
         self.outbox.add(message["msg_id"], kind, payload)
         if self.connected.is_set():
             self._publish(message["msg_id"], kind, payload)
         return message["msg_id"]
+
+    def server_now(self) -> datetime:
+        """The handset's clock corrected by the offset learnt from the server's acks."""
+        now = self.now()
+        return now + timedelta(seconds=self.clock_offset) if self.clock_offset else now
+
+    def _learn_offset(self, server_time: str) -> None:
+        try:
+            server = datetime.fromisoformat(server_time.replace("z", "Z"))
+        except ValueError:
+            return
+        self._offsets = [*self._offsets[-8:], (server - self.now()).total_seconds()]
+        ordered = sorted(self._offsets)
+        self.clock_offset = ordered[len(ordered) // 2]
+        self.outbox.set_state("clock_offset", repr(self.clock_offset))
 
     def is_pending(self, msg_id: str) -> bool:
         """Still waiting for the server's application ack."""
@@ -251,6 +275,8 @@ class HandsetLink:
         except protocol.ProtocolError:
             return  # not for us or malformed: nothing a handset can do about it
         if t.kind == "ack":
+            if "server_time" in body:
+                self._learn_offset(body["server_time"])
             if self.outbox.remove(body["msg_id"]) and body["result"] == "rejected" \
                     and self.on_rejected is not None:
                 self.on_rejected(body["msg_id"], body.get("error") or {})

@@ -172,8 +172,11 @@ def uplink(kind: str, sent_at: datetime, /, msg_id: str | None = None,
     return {"v": VERSION, "msg_id": msg_id or new_msg_id(), "sent_at": timestamp(sent_at), **fields}
 
 
-def ack(msg_id: str, result: str = "accepted", error: dict[str, Any] | None = None) -> dict[str, Any]:
+def ack(msg_id: str, result: str = "accepted", error: dict[str, Any] | None = None,
+        server_time: datetime | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"v": VERSION, "msg_id": msg_id, "result": result}
     if error is not None:
         out["error"] = error
+    if server_time is not None:
+        out["server_time"] = timestamp(server_time)
     return out

@@ -316,7 +316,7 @@ class Handset:
             return notes
         job = self.job(ticket_id)
         cl = Checklist(template_for(job.body if job else {}), self.language, saved[1])
-        return (notes + "\n" if notes else "") + cl.summary(limit=1900 - len(notes))
+        return (notes + "\n" if notes else "") + cl.summary(limit=max(200, 1900 - len(notes)))
 
     # -- checklist -------------------------------------------------------------------------------
     def checklist(self, ticket_id: int) -> Checklist:

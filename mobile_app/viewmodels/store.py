@@ -17,6 +17,7 @@ from typing import Any
 
 # the technician's part of the ticket lifecycle, in order
 FLOW = ("assigned", "accepted", "en_route", "on_site", "resolved")
+ENDED = ("resolved", "cancelled", "closed")  # cancel reasons that are the ticket's own end
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS prefs (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -85,8 +86,8 @@ class Job:
         """What the screens show: the further along of the server's status and the technician's
         own last step (which may still wait in the outbox, or be on its way while the server
         reports the step before it)."""
-        if self.cancelled_reason is not None:
-            return "cancelled"
+        if self.cancelled_reason is not None:  # the server's cancel: the ticket ended or left us
+            return self.cancelled_reason if self.cancelled_reason in ENDED else "withdrawn"
         server = self.body.get("status") or "assigned"
         if self.local_status in FLOW and server in FLOW:
             return max(server, self.local_status, key=FLOW.index)

@@ -10,7 +10,7 @@ domain is seeded in one transaction, skipped when its demo objects already exist
   are open at load time, yesterday's rounds with visits (verified and flagged: UID-only, GPS too
   far, a value out of range, an impossible-travel pair, a missed checkpoint) and today's rounds.
 * outages: an active water outage (停水) with an ETR over a drawn polygon, three calls absorbed
-  into it, planned maintenance tomorrow, and a suspected outage inferred from a burst of
+  into it (and a billing complaint from inside it, not absorbed), planned maintenance tomorrow, and a suspected outage inferred from a burst of
   no-water calls for the dispatcher to confirm or dismiss.
 """
 
@@ -43,7 +43,7 @@ from server.crews.service import crew_of
 from server.dispatch.demo import DEPOTS
 from server.inspections import service as inspections
 from server.inspections.schemas import AttachmentRef, PlanIn, ProfileIn, SiteTypeIn, VisitIn
-from server.models import Customer, InspectionRound, Outage, Role, SiteType, User
+from server.models import Customer, InspectionRound, Outage, OutageTicket, Role, SiteType, User
 from server.outages import inference
 from server.outages import service as outages
 from server.outages.schemas import OutageIn
@@ -406,6 +406,8 @@ CALLS = [
     ("outage_report", "high", "家里停水了，水龙头没水 / No water at all since this morning"),
     ("repair", "normal", "没水，楼上邻居也一样 / No water, neighbours upstairs too"),
     ("outage_report", "normal", "停水了什么时候恢复？ / No water - when will it be back?"),
+    # from inside the area but about something else: not absorbed
+    ("complaint", "low", "水费账单金额有误 / The amount on my bill is wrong"),
 ]
 BURST = [
     ("outage_report", "high", "突然没水了 / Suddenly no water"),
@@ -469,9 +471,11 @@ def seed_outages(session: Session, settings: Settings, now: datetime,
         SELECT sp.id, sp.customer_id FROM service_points sp, outages o
         WHERE o.id = :o AND ST_Covers(o.area, sp.geom) ORDER BY sp.id"""), {"o": active.id}).all()
     picked = rng.sample(list(inside), min(len(CALLS), len(inside)))
-    absorbed = [_call(session, sp, c, call, agent, now - timedelta(minutes=50 - 15 * k),
-                      ticket_policy)
-                for k, ((sp, c), call) in enumerate(zip(picked, CALLS, strict=False))]
+    for k, ((sp, c), call) in enumerate(zip(picked, CALLS, strict=False)):
+        _call(session, sp, c, call, agent, now - timedelta(minutes=50 - 15 * k), ticket_policy)
+    # what was linked, not what was created: a call whose words do not match stays unlinked
+    absorbed = session.scalar(select(func.count()).select_from(OutageTicket)
+                              .where(OutageTicket.outage_id == active.id))
     if bar:
         bar.update(task, completed=2)
     # 3. planned maintenance tomorrow 09:00–13:00 (SMS zone): announced now if that is within the
@@ -500,7 +504,7 @@ def seed_outages(session: Session, settings: Settings, now: datetime,
     session.refresh(planned)
     suspected = [session.get(Outage, i) for i in result.raised]
     return {"active": active.ref, "active_customers": active.affected_customers,
-            "absorbed_tickets": len(absorbed), "planned": planned.ref,
+            "absorbed_tickets": absorbed, "planned": planned.ref,
             "planned_customers": planned.affected_customers,
             "suspected": [o.ref for o in suspected],  # type: ignore[union-attr]
             "suspected_tickets": len(burst)}

@@ -164,9 +164,10 @@ class Bridge:
         self._threads: list[threading.Thread] = []
         # downlink bookkeeping: paho mid → device_downlink.id, and ids the broker confirmed
         self._pub_lock = threading.Lock()
-        self._in_flight: dict[int, tuple[int, float]] = {}  # mid → (row id, sent at)
+        # mid → ((row id, generation), sent at)
+        self._in_flight: dict[int, tuple[tuple[int, int], float]] = {}
         self._early: dict[int, float] = {}
-        self._confirmed: list[int] = []
+        self._confirmed: list[tuple[int, int]] = []
         self._dl_client: Any = None
         self._dl_connect_results: queue.Queue = queue.Queue()
         self.republish_after = 30.0  # seconds without PUBACK: publish the row again
@@ -302,13 +303,14 @@ class Bridge:
             if key not in inserted:  # redelivery: ack again with the stored result, no effect
                 result, error = stored[key]
                 out[it.index] = Outcome("duplicate", device.id,
-                                        ack=protocol.ack(it.message["msg_id"], result, error))
+                                        ack=protocol.ack(it.message["msg_id"], result, error, now))
                 continue
             if self.handlers[it.t.kind].deferred:  # stored = accepted; the applier applies it
                 self._deferred_pending = True
                 stored[key] = ("accepted", None)
                 out[it.index] = Outcome("accepted", device.id,
-                                        ack=protocol.ack(it.message["msg_id"]))
+                                        ack=protocol.ack(it.message["msg_id"],
+                                                         server_time=now))
                 continue
             user = users[device.user_id]
             actor = Principal(id=user.id, username=user.username, role=Role(user.role))
@@ -325,11 +327,11 @@ class Bridge:
                                 .values(result=result, error=error))
             stored[key] = (result, error)
             out[it.index] = Outcome(result, device.id,
-                                    ack=protocol.ack(it.message["msg_id"], result, error))
+                                    ack=protocol.ack(it.message["msg_id"], result, error, now))
         for it in repeats:
             result, error = stored[(it.t.device_id, uuid.UUID(it.message["msg_id"]))]
             out[it.index] = Outcome("duplicate", it.t.device_id,
-                                    ack=protocol.ack(it.message["msg_id"], result, error))
+                                    ack=protocol.ack(it.message["msg_id"], result, error, now))
         return out
 
     def _letter_row(self, it: _Item, device_id: str | None, reason: str, detail: str,
@@ -517,16 +519,16 @@ class Bridge:
         after = 0
         while not self._stopping.is_set() and self._connected.is_set():
             with self._pub_lock:
-                busy = {row_id for row_id, _ in self._in_flight.values()}
+                busy = {key for key, _ in self._in_flight.values()}
             if len(busy) >= self.max_in_flight:
                 return  # the rest after PUBACKs arrive
             with self.make_session() as session:
                 rows = downlink.unpublished(session, after_id=after, limit=500)
             if not rows:
                 return
-            for row_id, device_id, _seq, kind, payload in rows:
+            for row_id, device_id, _seq, kind, payload, generation in rows:
                 after = row_id
-                if row_id in busy:
+                if (row_id, generation) in busy:
                     continue
                 data = protocol.encode("down", kind, payload)
                 # not under _pub_lock: paho calls on_publish holding its own lock (inversion)
@@ -535,9 +537,9 @@ class Bridge:
                     return  # not connected: published again after the reconnect
                 with self._pub_lock:
                     if self._early.pop(info.mid, None) is not None:
-                        self._confirmed.append(row_id)
+                        self._confirmed.append((row_id, generation))
                     else:
-                        self._in_flight[info.mid] = (row_id, time.monotonic())
+                        self._in_flight[info.mid] = ((row_id, generation), time.monotonic())
             self._record_confirmed()
 
     # -- lifecycle --------------------------------------------------------------------------------

@@ -104,25 +104,30 @@ def enqueue_for_crew(session: Session, crew_id: int, kind: str, body: dict[str, 
 # -- the bridge's side -----------------------------------------------------------------------------
 
 _UNPUBLISHED = text("""
-SELECT id, device_id, seq, kind, payload FROM device_downlink
+SELECT id, device_id, seq, kind, payload, generation FROM device_downlink
 WHERE published_at IS NULL AND id > :after
 ORDER BY id LIMIT :limit
 """)
 
 
 def unpublished(session: Session, *, after_id: int = 0, limit: int = 500
-                ) -> list[tuple[int, str, int, str, dict[str, Any]]]:
+                ) -> list[tuple[int, str, int, str, dict[str, Any], int]]:
     """Committed rows not yet confirmed by the broker, in id order. For one device, id order is
     seq order: the id is drawn after the seq, while the device row is locked."""
     return [tuple(r) for r in session.execute(_UNPUBLISHED, {"after": after_id, "limit": limit})]
 
 
-def mark_published(session: Session, ids: list[int], now: datetime) -> int:
-    if not ids:
+def mark_published(session: Session, confirmed: list[tuple[int, int]], now: datetime) -> int:
+    """Stamp rows the broker confirmed, as (id, generation published); a row re-queued by a
+    resync since (a newer generation) stays unpublished and is sent again."""
+    if not confirmed:
         return 0
-    return session.execute(text("UPDATE device_downlink SET published_at = :now "
-                                "WHERE id = ANY(:ids) AND published_at IS NULL"),
-                           {"now": now, "ids": ids}).rowcount
+    return session.execute(text(
+        "UPDATE device_downlink d SET published_at = :now FROM unnest(CAST(:ids AS bigint[]), "
+        "CAST(:gens AS integer[])) AS c(id, gen) WHERE d.id = c.id AND d.generation = c.gen "
+        "AND d.published_at IS NULL"),
+        {"now": now, "ids": [i for i, _ in confirmed], "gens": [g for _, g in confirmed]}
+    ).rowcount
 
 
 def record_ack(session: Session, device_id: str, seq: int, resync: bool,
@@ -140,9 +145,9 @@ def record_ack(session: Session, device_id: str, seq: int, resync: bool,
                          "WHERE id = :d"), {"s": seq, "now": now, "d": device_id})
     if not resync:
         return 0
-    n = session.execute(text("UPDATE device_downlink SET published_at = NULL "
-                             "WHERE device_id = :d AND seq > :s"), {"d": device_id, "s": seq}
-                        ).rowcount
+    n = session.execute(text("UPDATE device_downlink SET published_at = NULL, "
+                             "generation = generation + 1 WHERE device_id = :d AND seq > :s"),
+                        {"d": device_id, "s": seq}).rowcount
     if n:
         session.execute(text("SELECT pg_notify(:channel, :device)"),
                         {"channel": CHANNEL, "device": device_id})

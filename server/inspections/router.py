@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from server.auth.deps import get_clock, get_session, get_settings_dep, require
 from server.auth.service import Principal
@@ -233,14 +234,32 @@ async def upload_attachment(request: Request, response: Response,
                             clock: Clock = Depends(get_clock),
                             cfg: InspectionConfig = Depends(get_config)) -> AttachmentOut:
     """The raw bytes of a photo or signature (Content-Type image/png or image/jpeg); a visit
-    refers to it by the SHA-256 returned here."""
-    data = await request.body()
-    out = service.store_attachment(session, data, request.headers.get("content-type", ""),
-                                   principal, clock.now(), cfg)
-    session.commit()
+    refers to it by the SHA-256 returned here. A body over the limit is refused (413) as soon as
+    it is known to be: from Content-Length, or when the streamed body passes the limit."""
+    data = await _read_capped(request, cfg.attachment_max_bytes)
+
+    def store() -> AttachmentOut:  # blocking I/O: in the thread pool, not on the event loop
+        out = service.store_attachment(session, data, request.headers.get("content-type", ""),
+                                       principal, clock.now(), cfg)
+        session.commit()
+        return out
+
+    out = await run_in_threadpool(store)
     if out.duplicate:
         response.status_code = 200
     return out
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise service.too_large(int(declared), limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise service.too_large(None, limit)
+    return bytes(body)
 
 
 @router.get("/attachments/{sha256}")

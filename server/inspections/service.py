@@ -540,6 +540,16 @@ def close_due_rounds(session: Session, now: datetime, limit: int = 200) -> Sweep
 _MAGIC = {"image/png": b"\x89PNG\r\n\x1a\n", "image/jpeg": b"\xff\xd8\xff"}
 
 
+class PayloadTooLarge(CrewlineError):
+    status_code = 413
+    code = "too_large"
+
+
+def too_large(size: int | None, limit: int) -> PayloadTooLarge:
+    said = f"is {size} bytes" if size is not None else "is larger"
+    return PayloadTooLarge(f"the image {said}; at most {limit} bytes are accepted", field="body")
+
+
 def store_attachment(session: Session, data: bytes, content_type: str, actor: Principal,
                      now: datetime, cfg: InspectionConfig) -> AttachmentOut:
     """Store a photo or signature by its SHA-256 (idempotent: the same bytes twice are one row)."""
@@ -549,8 +559,7 @@ def store_attachment(session: Session, data: bytes, content_type: str, actor: Pr
     if not data:
         raise InvalidInput("the body is empty", field="body")
     if len(data) > cfg.attachment_max_bytes:
-        raise InvalidInput(f"the image is {len(data)} bytes; at most {cfg.attachment_max_bytes}",
-                           field="body", code="too_large")
+        raise too_large(len(data), cfg.attachment_max_bytes)
     if not data.startswith(_MAGIC[content_type]):
         raise InvalidInput(f"the body is not a {content_type} image", field="body")
     digest = hashlib.sha256(data).hexdigest()
@@ -639,14 +648,21 @@ def _by_client_id(session: Session, data: VisitIn, actor: Principal) -> VisitOut
 
 
 def _find_scan(session: Session, data: VisitIn) -> TagScan | None:
+    """The cited scan, row-locked (FOR NO KEY UPDATE) until the visit commits: two visits citing
+    the same scan, even at different sites (whose chain locks differ), are judged one after the
+    other, so the second sees the first and is flagged ``scan_reused``. The lock does not block
+    rows that merely reference the scan (foreign keys take KEY SHARE). Lock order: scan, then
+    the site's chain head."""
+    lock = {"key_share": True}
     if data.tag_scan_id is not None:
-        scan = session.get(TagScan, data.tag_scan_id)
+        scan = session.get(TagScan, data.tag_scan_id, with_for_update=lock, populate_existing=True)
         if scan is None:  # an id is only known once the scan is stored: it will not appear
             raise InvalidInput(f"tag scan {data.tag_scan_id} does not exist", field="tag_scan_id")
         return scan
     if data.tag_scan_msg_id is not None:
         scan = session.scalars(select(TagScan).where(TagScan.client_id == data.tag_scan_msg_id)
-                               ).first()
+                               .order_by(TagScan.id).limit(1).with_for_update(**lock)
+                               .execution_options(populate_existing=True)).first()
         if scan is None:
             raise TagScanPending(f"no tag scan with msg_id {data.tag_scan_msg_id} has arrived "
                                  "(yet)", field="tag_scan_msg_id")

@@ -110,6 +110,9 @@ class DeviceDownlink(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)  # the full message incl. v and seq
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # bumped by every resync that re-queues the row: a PUBACK for an older publication must not
+    # mark the re-queued row as published
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
 class DeviceAttachment(Base):

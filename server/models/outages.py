@@ -35,6 +35,21 @@ OUTAGE_SOURCES = ("manual", "inferred")
 LINK_SOURCES = ("auto", "inferred", "manual")
 
 
+# An outage's reference, "OUT-000042": the one definition, spelt in Python and in SQL.
+REF_PREFIX, REF_DIGITS = "OUT-", 6
+
+
+def outage_ref(outage_id: int) -> str:
+    return f"{REF_PREFIX}{outage_id:0{REF_DIGITS}d}"
+
+
+def outage_ref_sql(id_sql: str) -> str:
+    """``outage_ref`` as a SQL expression of the id column or parameter ``id_sql`` (never cut:
+    an id of more digits is written whole, like Python's format)."""
+    return (f"('{REF_PREFIX}' || lpad(CAST({id_sql} AS text), "
+            f"greatest({REF_DIGITS}, length(CAST({id_sql} AS text))), '0'))")
+
+
 def _in(values: tuple[str, ...]) -> str:
     return "(" + ",".join(f"'{v}'" for v in values) + ")"
 
@@ -84,7 +99,7 @@ class Outage(Base):
 
     @property
     def ref(self) -> str:
-        return f"OUT-{self.id:06d}"
+        return outage_ref(self.id)
 
 
 class OutageEvent(Base):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from server.outages import sql
 from server.outages.schemas import OutageHint
+from server.outages.words import type_word
 
 # A new ticket inside an active outage (started, confirmed or restoring) whose type explains the
 # ticket's symptom is linked to it; both audit trails record it. The newest-starting outage wins
@@ -59,14 +60,6 @@ LOOKUP_OUTAGES = f"""COALESCE((SELECT json_agg(json_build_object(
     WHERE s.customer_id = c.id), '[]')"""
 
 
-_TYPE_WORDS = {
-    "zh-CN": {"water_outage": "停水", "low_pressure": "降压", "emergency_repair": "抢修",
-              "planned_maintenance": "计划停水"},
-    "en": {"water_outage": "water outage", "low_pressure": "low pressure",
-           "emergency_repair": "emergency repair", "planned_maintenance": "planned maintenance"},
-}
-
-
 def lookup_hints(rows: list[dict], timezone: str) -> list[OutageHint]:
     """The lookup's ``outages`` JSON as hints for the agent, in zh-CN and en."""
     hints = []
@@ -75,7 +68,7 @@ def lookup_hints(rows: list[dict], timezone: str) -> list[OutageHint]:
         hint = OutageHint(**r, hint={})
         etr = hint.etr.astimezone(zone).strftime("%m-%d %H:%M") if hint.etr else None
         start = hint.starts_at.astimezone(zone).strftime("%m-%d %H:%M")
-        zh, en = _TYPE_WORDS["zh-CN"][hint.type], _TYPE_WORDS["en"][hint.type]
+        zh, en = type_word(hint.type, "zh-CN"), type_word(hint.type, "en")
         hint.hint = {
             "zh-CN": f"位于{zh} {hint.ref}（{hint.area_name}）范围内，"
                      + (f"预计恢复 {etr}" if etr else "恢复时间待定")

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from server.models import Outage
+from server.models.outages import outage_ref
 from server.outages import sql
 from server.outages.service import _event, affected_table
 from server.settings import Settings
@@ -103,7 +104,7 @@ SELECT count(*) FROM l
 
 def _link(session: Session, outage_id: int, ticket_ids: list[int], now: datetime) -> int:
     return session.execute(_LINK, {"ticket_ids": ticket_ids, "outage_id": outage_id, "now": now,
-                                   "ref": f"OUT-{outage_id:06d}"}).scalar_one()
+                                   "ref": outage_ref(outage_id)}).scalar_one()
 
 
 def run(session: Session, now: datetime, policy: InferencePolicy) -> InferenceResult:

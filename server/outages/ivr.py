@@ -18,14 +18,9 @@ from server.notifications import service as notifications
 from server.notifications.service import OutageRecipients
 from server.outages import sql
 from server.outages.service import OutagePolicy, get
+from server.outages.words import type_word
 from server.settings import Settings
 
-TYPE_WORDS = {
-    "zh-CN": {"water_outage": "停水", "low_pressure": "水压降低", "emergency_repair": "抢修停水",
-              "planned_maintenance": "计划检修停水"},
-    "en": {"water_outage": "a water outage", "low_pressure": "low water pressure",
-           "emergency_repair": "an emergency repair", "planned_maintenance": "planned maintenance"},
-}
 TEXTS = {
     "zh-CN": {
         "announce": "您好，这里是Crewline供水服务热线。您所在的{area}目前{type}，预计{etr}恢复。"
@@ -130,7 +125,7 @@ def answer(session: Session, e164: str, now: datetime, settings: Settings,
         return str(r)
     language = found.language if found.language in TEXTS else "zh-CN"
     words = TEXTS[language]
-    values = {"area": found.area_name, "type": TYPE_WORDS[language][found.type]}
+    values = {"area": found.area_name, "type": type_word(found.type, language, spoken=True)}
     if found.etr is not None:
         _say(r, settings, language, words["announce"].format(
             **values, etr=spoken_time(found.etr, language, policy.timezone)))

@@ -8,7 +8,6 @@ import json
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from server.core.errors import NotFound
 from server.core.schemas import PointOut
 from server.models import ServicePoint
 from server.outages import sql
@@ -44,17 +43,22 @@ def active(session: Session, *, simplify_m: float, decimals: int) -> dict:
 
 
 def at(session: Session, *, lon: float | None = None, lat: float | None = None,
-       address: str | None = None) -> PublicCheckOut:
-    """Outages covering a point, or the place of a known service address."""
+       address: str | None = None, decimals: int) -> PublicCheckOut:
+    """Outages covering a point, or the place of a service address.
+
+    Nothing here tells whether an address is a customer's: an address we do not know is
+    answered exactly like a known one outside every outage (200, no outages), and the service
+    point's coordinates are never returned (``point`` is null for an address). A point the caller
+    gave is echoed at the public precision (``decimals``, as the public areas)."""
     if address is not None:
-        point = session.execute(
+        place = session.execute(
             select(func.ST_X(ServicePoint.geom), func.ST_Y(ServicePoint.geom))
             .where(func.lower(ServicePoint.address) == address.strip().lower())
             .order_by(ServicePoint.id).limit(1)).first()
-        if point is None:
-            raise NotFound("that address is not a known service address; try a point",
-                           field="address", code="unknown_address")
-        lon, lat = point
+        if place is None:
+            return PublicCheckOut(point=None, outages=[])
+        rows = session.execute(_AT, {"lon": place[0], "lat": place[1]}).mappings().all()
+        return PublicCheckOut(point=None, outages=[PublicOutage(**r) for r in rows])
     rows = session.execute(_AT, {"lon": lon, "lat": lat}).mappings().all()
-    return PublicCheckOut(point=PointOut(lon=round(lon, 5), lat=round(lat, 5)),
+    return PublicCheckOut(point=PointOut(lon=round(lon, decimals), lat=round(lat, decimals)),
                           outages=[PublicOutage(**r) for r in rows])

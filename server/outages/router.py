@@ -68,15 +68,17 @@ def public_status(request: Request, session: Session = Depends(get_session)) -> 
 
 
 @router.get("/public/check", response_model=PublicCheckOut)
-def public_check(lon: float | None = Query(None, ge=-180, le=180),
+def public_check(request: Request, lon: float | None = Query(None, ge=-180, le=180),
                  lat: float | None = Query(None, ge=-90, le=90),
                  address: str | None = Query(None, min_length=1, max_length=300),
                  session: Session = Depends(get_session)) -> PublicCheckOut:
-    """Is there an outage at this point (lon, lat) or service address? No login."""
+    """Is there an outage at this point (lon, lat) or address? No login. An unknown address is
+    answered like a known one outside every outage: the answer never tells whose it is."""
     if address is None and (lon is None or lat is None):
         raise InvalidInput("give lon and lat, or an address", field="lon" if lon is None
                            else "lat")
-    return public.at(session, lon=lon, lat=lat, address=address)
+    return public.at(session, lon=lon, lat=lat, address=address,
+                     decimals=request.app.state.settings.outage_public_decimals)
 
 
 # -- Twilio Voice (signed, no JWT) ---------------------------------------------------------------

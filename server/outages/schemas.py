@@ -7,15 +7,15 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from server.core.schemas import PointIn, PointOut
 
 
-class OutageType(StrEnum):
+class OutageType(StrEnum):  # their names in zh-CN and en: server/outages/words.py
     water_outage = "water_outage"                # 停水 (unplanned)
-    low_pressure = "low_pressure"                # 降压
-    emergency_repair = "emergency_repair"        # 抢修
+    low_pressure = "low_pressure"                # 水压降低
+    emergency_repair = "emergency_repair"        # 抢修停水
     planned_maintenance = "planned_maintenance"  # 计划检修停水
 
 
@@ -103,44 +103,23 @@ class OutageIn(BaseModel):
     description: str | None = Field(None, max_length=4000)
     area: AreaIn
     status: Literal["suspected", "confirmed"] = "confirmed"
-    starts_at: datetime | None = Field(None, description="default: now")
-    etr: datetime | None = Field(None, description="estimated restoration time")
-
-    @field_validator("starts_at", "etr")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2026-01-05T18:00:00+08:00)")
-        return v
+    starts_at: AwareDatetime | None = Field(None, description="default: now")
+    etr: AwareDatetime | None = Field(None, description="estimated restoration time")
 
 
 class OutagePatch(BaseModel):
-    etr: datetime | None = None
+    etr: AwareDatetime | None = None
     area: AreaIn | None = Field(None, description="a new area: customers newly inside get the "
                                                  "notice, nobody else is texted")
     area_name: str | None = Field(None, min_length=1, max_length=100)
     description: str | None = Field(None, max_length=4000)
     note: str | None = Field(None, max_length=2000)
 
-    @field_validator("etr")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2026-01-05T18:00:00+08:00)")
-        return v
-
 
 class OutageTransitionIn(BaseModel):
     to: OutageStatus
-    etr: datetime | None = Field(None, description="confirming: the ETR if none is set yet")
+    etr: AwareDatetime | None = Field(None, description="confirming: the ETR if none is set yet")
     note: str | None = Field(None, max_length=2000)
-
-    @field_validator("etr")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("give a time zone (e.g. 2026-01-05T18:00:00+08:00)")
-        return v
 
 
 class TicketLinkIn(BaseModel):
@@ -228,5 +207,6 @@ class PublicOutage(BaseModel):
 
 
 class PublicCheckOut(BaseModel):
-    point: PointOut
+    point: PointOut | None = Field(description="the point asked about, at the public precision; "
+                                               "null when an address was asked about")
     outages: list[PublicOutage]

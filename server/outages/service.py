@@ -17,12 +17,14 @@ from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from server.auth.service import Principal
 from server.core.errors import Conflict, InvalidInput, InvalidTransition, NotFound
 from server.models import SRID, Outage, OutageEvent, OutageTicket, Ticket, User
+from server.models.outages import outage_ref
 from server.notifications import service as notifications
 from server.notifications.service import OutageRecipients, SmsPolicy
 from server.outages import sql
@@ -449,13 +451,17 @@ def link_ticket(session: Session, outage_id: int, ticket_id: int, actor: Princip
     outage = get(session, outage_id, lock=True)
     if session.get(Ticket, ticket_id) is None:
         raise InvalidInput(f"ticket {ticket_id} does not exist", field="ticket_id")
-    existing = session.get(OutageTicket, ticket_id)
-    if existing is not None:
-        raise Conflict(f"ticket {ticket_id} is already linked to outage "
-                       f"OUT-{existing.outage_id:06d}", field="ticket_id", code="already_linked")
-    session.add(OutageTicket(ticket_id=ticket_id, outage_id=outage.id, source=source,
-                             linked_by=actor.id, linked_at=now))
-    session.flush()
+    # One statement, no check-then-insert: a link made meanwhile by absorption or inference
+    # (committed, or committing: the insert waits for it) makes this a no-op, answered 409.
+    inserted = session.scalar(
+        pg_insert(OutageTicket).values(ticket_id=ticket_id, outage_id=outage.id, source=source,
+                                       linked_by=actor.id, linked_at=now)
+        .on_conflict_do_nothing(index_elements=["ticket_id"]).returning(OutageTicket.ticket_id))
+    if inserted is None:
+        other = session.scalar(select(OutageTicket.outage_id)
+                               .where(OutageTicket.ticket_id == ticket_id))
+        raise Conflict(f"ticket {ticket_id} is already linked to outage {outage_ref(other)}",
+                       field="ticket_id", code="already_linked")
     _event(session, outage, actor, "ticket_linked", now,
            data={"ticket_id": ticket_id, "source": source})
     session.execute(text(

@@ -12,6 +12,8 @@ slightly larger 64-gon used for the index probe and for drawing.
 
 from __future__ import annotations
 
+from server.models.outages import outage_ref_sql
+
 # ``o`` has area, center, radius_m; ``{x}`` is a point geometry in SRID 4326.
 COVERS = ("(CASE WHEN o.radius_m IS NULL THEN ST_Covers(o.area, {x}) "
           "ELSE o.area && {x} AND ST_DWithin(geography(o.center), geography({x}), o.radius_m) "
@@ -57,8 +59,5 @@ def symptom(t: str) -> str:
     return SYMPTOM.format(t=t)
 
 
-REF = "'OUT-' || lpad(CAST({id} AS text), 6, '0')"
-
-
-def ref(id_sql: str) -> str:
-    return REF.format(id=id_sql)
+# An outage's reference ("OUT-000042") computed in SQL: defined once, in server.models.outages.
+ref = outage_ref_sql

@@ -221,6 +221,7 @@ def test_a_job_from_pairing_to_resolved(stack, people, apps, db, virtual_reader,
     stack.call(people["dispatcher"], "DELETE", f"/api/v1/tickets/{other}/assignment")
     st = app.wait(lambda s: s.get("notice"), 20, "the withdrawal notice")
     assert st["notice"] == f"工单 #{other} 已撤回：已退回调度" and st["actions"] == []
+    assert st["status"].startswith("已撤回")
     app.shot("12-withdrawn-notice.zh-CN")
     app("tap", ident="nav.jobs")
     assert other not in app.wait(lambda s: s["screen"] == "jobs")["rows"]

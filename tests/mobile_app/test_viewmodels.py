@@ -133,7 +133,9 @@ def test_server_status_and_local_steps_combine() -> None:
     assert Job(1, 5, order(1, status="accepted"), "en_route", 4).status == "en_route"
     assert Job(1, 5, order(1, status="on_site"), "en_route", 4).status == "on_site"
     assert Job(1, 5, order(1), None).status == "assigned"
-    assert Job(1, 5, order(1), "accepted", cancelled_reason="resolved").status == "cancelled"
+    assert Job(1, 5, order(1), "accepted", cancelled_reason="resolved").status == "resolved"
+    assert Job(1, 5, order(1), "accepted", cancelled_reason="reassigned").status == "withdrawn"
+    assert Job(1, 5, order(1), None, cancelled_reason="cancelled").status == "cancelled"
 
 
 def test_checklist_validation_and_summary(tmp_path) -> None:
@@ -252,7 +254,7 @@ def test_offline_actions_queue_in_order_and_survive_a_restart(handset, tmp_path,
         assert again.queued == 4 and again.language == "en"
         assert [json.loads(p)["status"] for _, _, p in again.link.outbox.pending()] == \
             ["accepted", "en_route", "on_site", "resolved"]
-        assert again.job(11).status == "cancelled"  # the server closed it after the resolve
+        assert again.job(11).status == "resolved"  # as the server's cancel (reason resolved) says
     finally:
         again.stop()
     handset.store = HandsetStore(tmp_path / "handset.sqlite")  # for the fixture's stop()

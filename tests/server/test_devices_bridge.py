@@ -106,7 +106,8 @@ def test_positions_persisted_applied_and_acked_once(bridges, handset, crew, cloc
     msg = positions(clock, n=3)
     send(handset, "positions", msg)
     ack = next_ack(handset)
-    assert ack == {"v": 1, "msg_id": msg["msg_id"], "result": "accepted"}
+    assert ack == {"v": 1, "msg_id": msg["msg_id"], "result": "accepted",
+                   "server_time": clock.now().isoformat()}
     # positions are deferred: stored and acked, applied by the bridge's applier right after
     wait_for(lambda: count(engine, "SELECT count(*) FROM crew_positions WHERE crew_id = :c",
                            c=crew) == 3)
@@ -131,7 +132,8 @@ def test_tag_scan_goes_to_the_tag_registry(bridges, handset, clock, engine) -> N
     msg = protocol.uplink("tag_scan", clock.now(), scan={
         "uid": "04A1B2C3D4E5F6", "scanned_at": clock.now().isoformat(), "position": HELSINKI})
     send(handset, "tag_scan", msg)
-    assert next_ack(handset) == {"v": 1, "msg_id": msg["msg_id"], "result": "accepted"}
+    assert next_ack(handset) == {"v": 1, "msg_id": msg["msg_id"], "result": "accepted",
+                                 "server_time": clock.now().isoformat()}
     send(handset, "tag_scan", msg)
     assert next_ack(handset)["result"] == "accepted"
     with engine.begin() as conn:
@@ -160,7 +162,8 @@ def test_a_deferred_refusal_is_stored_after_the_ack(bridges, handset, clock, eng
     b = bridges(apply_deferred=False)
     msg = positions(clock)
     send(handset, "positions", msg)
-    assert next_ack(handset) == {"v": 1, "msg_id": msg["msg_id"], "result": "accepted"}
+    assert next_ack(handset) == {"v": 1, "msg_id": msg["msg_id"], "result": "accepted",
+                                 "server_time": clock.now().isoformat()}
     assert b.apply_now() == 1
     assert count(engine, "SELECT count(*) FROM crew_positions") == 0
     assert count(engine, "SELECT error->>'code' FROM device_messages WHERE result = 'rejected' "

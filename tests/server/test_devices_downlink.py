@@ -159,14 +159,21 @@ def test_record_ack_and_resync(engine, users, clock) -> None:
             downlink.enqueue(session, "hs-r", "cancel", CANCEL, clock.now())
         session.commit()
     with Session(engine) as session:
-        ids = [r[0] for r in downlink.unpublished(session)]
-        assert len(ids) == 5
-        assert downlink.mark_published(session, ids, clock.now()) == 5
+        pending = downlink.unpublished(session)
+        assert [(r[2], r[5]) for r in pending] == [(s, 0) for s in range(1, 6)]
+        first_publication = [(r[0], r[5]) for r in pending]
+        assert downlink.mark_published(session, first_publication[:3], clock.now()) == 3
         assert downlink.record_ack(session, "hs-r", 2, False, clock.now()) == 0
         assert downlink.record_ack(session, "hs-r", 1, False, clock.now()) == 0  # never back
-        assert downlink.unpublished(session) == []
+        assert [r[2] for r in downlink.unpublished(session)] == [4, 5]  # still in flight
         assert downlink.record_ack(session, "hs-r", 3, True, clock.now()) == 2
-        assert [(r[2]) for r in downlink.unpublished(session)] == [4, 5]
+        # the PUBACKs of 4 and 5's first publication arrive after the resync re-queued them:
+        # they must not mark the re-queued rows as published
+        assert downlink.mark_published(session, first_publication[3:], clock.now()) == 0
+        assert [(r[2], r[5]) for r in downlink.unpublished(session)] == [(4, 1), (5, 1)]
+        again = [(r[0], r[5]) for r in downlink.unpublished(session)]
+        assert downlink.mark_published(session, again, clock.now()) == 2
+        assert downlink.unpublished(session) == []
         from server.core.errors import InvalidInput
 
         with pytest.raises(InvalidInput) as exc:

@@ -4,6 +4,7 @@ MQTT uplink, roles and error JSON."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import subprocess
@@ -285,6 +286,52 @@ def test_attachments_are_content_addressed_and_checked(world, api, pump):
     world.visit(pump["id"], scan=None, position=GOOD, attachments=wrong, expect=422)
 
 
+def test_an_oversize_attachment_is_refused_before_it_is_read_whole_and_nothing_is_stored(
+        app, api, engine, settings):
+    url = "/api/v1/inspections/attachments"
+    limit = settings.inspection_attachment_max_bytes
+    headers = {**api.headers("technician"), "Content-Type": "image/png"}
+    r = api.client.post(url, content=png() + bytes(limit), headers=headers)  # Content-Length says
+    assert r.status_code == 413, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["field"]) == ("too_large", "body")
+
+    # A chunked body (no Content-Length) of 4x the limit: reading stops once past the limit.
+    chunk, chunks = 64 * 1024, 4 * limit // (64 * 1024)
+    pulled = 0
+
+    async def receive():
+        nonlocal pulled
+        pulled += 1
+        body = png()[:8] + bytes(chunk - 8) if pulled == 1 else bytes(chunk)
+        return {"type": "http.request", "body": body, "more_body": pulled < chunks}
+
+    sent: list[dict] = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "scheme": "http", "path": url, "raw_path": url.encode(), "query_string": b"",
+             "root_path": "", "client": ("127.0.0.1", 50000), "server": ("testserver", 80),
+             "headers": [(b"host", b"testserver"), (b"content-type", b"image/png"),
+                         (b"authorization", headers["Authorization"].encode())]}
+    asyncio.run(app(scope, receive, send))
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body"))
+    assert start["status"] == 413 and body["error"]["field"] == "body"
+    assert pulled <= limit // chunk + 1 < chunks
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM inspection_attachments")).scalar_one() == 0
+    # exactly at the limit is accepted (and stored, through the thread pool)
+    at_limit = png()
+    at_limit += bytes(limit - len(at_limit))
+    r = api.client.post(url, content=at_limit, headers=headers)
+    assert r.status_code == 201 and r.json()["size"] == limit, r.text
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT size FROM inspection_attachments")).scalars().all() \
+            == [limit]
+
+
 # --- the hash chain ----------------------------------------------------------------------------
 
 def _chain(world, pump, n=4) -> list[dict]:
@@ -398,6 +445,43 @@ def test_concurrent_visits_to_one_site_make_one_unbroken_chain(engine, world, ap
     assert out["ok"] and out["records"] == 8
     seqs = sorted(v["site_seq"] for v in api.get("manager", "/api/v1/inspections/visits").json())
     assert seqs == list(range(1, 9))
+
+
+def test_one_scan_cited_concurrently_by_visits_at_two_sites_is_flagged_reused(
+        world, api, pump, engine, settings, clock):
+    other = world.site("Valve chamber 3", HELSINKI["lon"] + 0.0001, HELSINKI["lat"])
+    scan = world.scan(SUN_UID)
+    cfg = service.InspectionConfig.from_settings(settings)
+    tech = Principal(id=api.user_ids["technician"], username="technician", role=Role.technician)
+    make = sessionmaker(engine)
+
+    def visit(session, site_id):
+        return service.submit_visit(session, VisitIn(
+            site_id=site_id, started_at=clock.now() - timedelta(minutes=1),
+            finished_at=clock.now(), tag_scan_id=scan["id"], position=GOOD, values=GOOD_VALUES,
+            attachments=attachment_refs(PNG)), tech, clock.now(), cfg)
+
+    second: list = []
+    with make() as first_session:
+        first = visit(first_session, pump["id"])  # appended, not committed yet
+        assert "scan_reused" not in first.flags
+
+        def submit_second():
+            with make() as session:
+                second.append(visit(session, other["id"]))
+                session.commit()
+
+        thread = threading.Thread(target=submit_second)
+        thread.start()
+        # the second visit must wait for the first (blocked on a lock) or it has judged blind
+        with engine.connect() as conn:
+            while thread.is_alive() and not conn.execute(text(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one():
+                conn.rollback()
+                threading.Event().wait(0.01)
+        first_session.commit()
+        thread.join()
+    assert "scan_reused" in second[0].flags
 
 
 def test_corrections_are_new_records_pointing_at_the_old(world, api, pump):

@@ -221,6 +221,13 @@ def test_demo_extras_at_any_time_of_day(settings, engine, users, api, now):
     assert ins["sites"] == 40 and ins["plans"] == 4 and ins["rounds_open"] == 4
     assert ins["visits"] == (21 if late else 19) and ins["visits_flagged"] == 6
     assert (out["active_customers"], out["planned_customers"], out["absorbed_tickets"]) == (12, 3, 3)
+    with engine.connect() as conn:  # linked, not merely created: the billing call stays out
+        assert conn.execute(text(
+            "SELECT count(ot.ticket_id), count(*) FROM tickets t "
+            "JOIN service_points sp ON sp.id = t.service_point_id "
+            "JOIN outages o ON o.area_name = :area AND ST_Covers(o.area, sp.geom) "
+            "LEFT JOIN outage_tickets ot ON ot.ticket_id = t.id AND ot.outage_id = o.id"),
+            {"area": extras.ACTIVE_AREA}).one() == (3, 4)
     assert len(out["suspected"]) == 1 and out["suspected_tickets"] == 6
     with engine.connect() as conn:
         future = conn.execute(text(

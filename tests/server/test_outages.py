@@ -294,6 +294,25 @@ def test_declaration_errors(api):
     assert api.get("agent", "/api/v1/outages/999").json()["error"]["code"] == "not_found"
 
 
+def test_every_time_given_needs_a_zone_and_the_error_names_its_field(api):
+    naive = "2026-01-05T19:00:00"
+
+    def refused(r, field):
+        error = r.json()["error"]
+        assert (r.status_code, error["code"], error["field"]) == (422, "validation_error", field)
+        assert error["details"][0]["type"] == "timezone_aware"
+
+    refused(api.post("dispatcher", "/api/v1/outages", json={
+        "type": "water_outage", "area_name": "X", "area": polygon(), "starts_at": naive,
+        "etr": ETR}), "starts_at")
+    suspected = declare(api, polygon(), status="suspected", etr=None)
+    refused(api.client.patch(f"/api/v1/outages/{suspected['id']}", json={"etr": naive},
+                             headers=api.headers("dispatcher")), "etr")
+    refused(api.post("dispatcher", f"/api/v1/outages/{suspected['id']}/transitions",
+                     json={"to": "confirmed", "etr": naive}), "etr")
+    assert api.get("agent", f"/api/v1/outages/{suspected['id']}").json()["status"] == "suspected"
+
+
 def test_planned_maintenance_is_announced_ahead_exactly_once(app, api, engine, clock):
     add_customer(engine, *INSIDE)
     add_customer(engine, 24.903, 60.161, language="en")
@@ -343,6 +362,36 @@ def test_linking_a_ticket_by_hand(api, engine):
     assert (r.status_code, r.json()["error"]["field"]) == (422, "ticket_id")
     events = api.get("agent", f"/api/v1/tickets/{tid}").json()["events"]
     assert events[-1]["kind"] == "outage_linked" and events[-1]["data"]["ref"] == outage["ref"]
+
+
+def test_a_link_made_meanwhile_answers_a_manual_link_409_not_500(api, engine):
+    mine = declare(api, polygon())
+    theirs = declare(api, polygon(), area_name="Töölö")
+    ticket = api.post("agent", "/api/v1/tickets", json={
+        "category": "complaint", "description": "billing", "location": {"lon": 24.95,
+                                                                          "lat": 60.2}}).json()
+    tid = ticket["ticket"]["id"]
+    answers: list = []
+    with engine.connect() as conn:
+        # inference (or absorption) links the ticket to the other outage, not committed yet
+        conn.execute(text("INSERT INTO outage_tickets (ticket_id, outage_id, source, linked_at) "
+                          "VALUES (:t, :o, 'inferred', now())"), {"t": tid, "o": theirs["id"]})
+        thread = threading.Thread(target=lambda: answers.append(api.post(
+            "dispatcher", f"/api/v1/outages/{mine['id']}/tickets", json={"ticket_id": tid})))
+        thread.start()
+        with engine.connect() as watch:  # the manual link waits on the uncommitted one
+            while thread.is_alive() and not watch.execute(text(
+                    "SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one():
+                watch.rollback()
+                threading.Event().wait(0.01)
+        conn.commit()
+        thread.join()
+    r = answers[0]
+    assert (r.status_code, r.json()["error"]["code"]) == (409, "already_linked"), r.text
+    assert theirs["ref"] in r.json()["error"]["message"]
+    detail = api.get("agent", f"/api/v1/outages/{mine['id']}").json()
+    assert detail["tickets"] == [] and [e for e in detail["events"]
+                                     if e["kind"] == "ticket_linked"] == []
 
 
 def test_roles(api):

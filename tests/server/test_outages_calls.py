@@ -201,11 +201,18 @@ def test_public_status_without_login_and_without_customer_data(api, engine):
     assert [o["ref"] for o in hit["outages"]] == [outage["ref"]]
     assert api.client.get("/api/v1/outages/public/check?lon=24.91&lat=60.165").json()["outages"] \
         == []  # in the hole
+    # a point is echoed at the public precision (3 decimals), like the public areas
+    echoed = api.client.get("/api/v1/outages/public/check?lon=24.9123456&lat=60.1654321").json()
+    assert echoed["point"] == {"lon": 24.912, "lat": 60.165}
     by_address = api.client.get("/api/v1/outages/public/check?address=kalevankatu 1").json()
     assert [o["ref"] for o in by_address["outages"]] == [outage["ref"]]
-    assert api.client.get("/api/v1/outages/public/check?address=Kaukana 9").json()["outages"] == []
-    r = api.client.get("/api/v1/outages/public/check?address=Nowhere 1")
-    assert (r.status_code, r.json()["error"]["code"]) == (404, "unknown_address")
+    assert by_address["point"] is None  # the service point's place is never told
+    # an address we do not know looks exactly like a customer's outside every outage
+    known = api.client.get("/api/v1/outages/public/check?address=Kaukana 9")
+    unknown = api.client.get("/api/v1/outages/public/check?address=Nowhere 1")
+    assert (known.status_code, known.json()) == (unknown.status_code, unknown.json()) \
+        == (200, {"point": None, "outages": []})
+    assert "Kaukana" not in known.text and "Nowhere" not in unknown.text
     r = api.client.get("/api/v1/outages/public/check?lon=24.9")
     assert (r.status_code, r.json()["error"]["field"]) == (422, "lat")
     assert api.client.post("/api/v1/outages/public").status_code == 405

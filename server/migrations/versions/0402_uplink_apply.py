@@ -1,4 +1,4 @@
-"""devices: uplink events applied after the ack (positions), applied_at
+"""devices: uplink events applied after the ack (positions), applied_at; downlink resync generation
 
 Revision ID: 0402_uplink_apply
 Revises: 0401_downlink
@@ -19,9 +19,12 @@ def upgrade() -> None:
     op.execute("UPDATE device_messages SET applied_at = received_at")
     op.create_index('ix_device_messages_unapplied', 'device_messages', ['id'], unique=False,
                     postgresql_where=sa.text('applied_at IS NULL'))
+    op.add_column('device_downlink', sa.Column('generation', sa.Integer(),
+                                               server_default=sa.text('0'), nullable=False))
 
 
 def downgrade() -> None:
+    op.drop_column('device_downlink', 'generation')
     op.drop_index('ix_device_messages_unapplied', table_name='device_messages',
                   postgresql_where=sa.text('applied_at IS NULL'))
     op.drop_column('device_messages', 'applied_at')
