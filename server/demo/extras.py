@@ -10,8 +10,9 @@ domain is seeded in one transaction, skipped when its demo objects already exist
   are open at load time, yesterday's rounds with visits (verified and flagged: UID-only, GPS too
   far, a value out of range, an impossible-travel pair, a missed checkpoint) and today's rounds.
 * outages: an active water outage (停水) with an ETR over a drawn polygon, three calls absorbed
-  into it (and a billing complaint from inside it, not absorbed), planned maintenance tomorrow, and a suspected outage inferred from a burst of
-  no-water calls for the dispatcher to confirm or dismiss.
+  into it (and a billing complaint from inside it, not absorbed), planned maintenance tomorrow,
+  and a suspected outage inferred from a burst of no-water calls for the dispatcher to confirm
+  or dismiss.
 """
 
 from __future__ import annotations

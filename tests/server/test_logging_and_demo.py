@@ -100,8 +100,9 @@ def test_demo_load_is_real_helsinki_and_idempotent(settings, engine, helsinki_pb
         phone = conn.execute(text("SELECT e164 FROM customer_phones ORDER BY id LIMIT 1")
                              ).scalar_one()
     c = counts[0]
-    # 5 demo tickets, 3 calls from inside the active outage, a burst of 6 no-water calls
-    assert c["customers"] > 1000 and outside == 0 and c["tickets"] == 5 + 3 + 6
+    # 5 demo tickets, 4 calls from inside the active outage (3 absorbed, a billing complaint
+    # not), a burst of 6 no-water calls
+    assert c["customers"] > 1000 and outside == 0 and c["tickets"] == 5 + 4 + 6
     r = api.get("agent", "/api/v1/customers/lookup", params={"phone": phone})
     assert r.json()["matches"] and r.json()["matches"][0]["customer"]["account_no"].startswith("HEL-")
     _check_inspections_demo(engine, api, c)

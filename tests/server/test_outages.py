@@ -445,6 +445,36 @@ def test_geometry_helpers_are_what_the_tests_assume():
     assert POLYGON_WITH_HOLE["coordinates"] == [OUTER, HOLE]
 
 
+def test_an_outage_reference_is_spelt_alike_in_python_and_sql(engine):
+    from server.models.outages import outage_ref
+    from server.outages import sql
+
+    with engine.connect() as conn:
+        for outage_id in (1, 42, 999_999, 1_234_567):
+            in_sql = conn.execute(text(f"SELECT {sql.ref('CAST(:id AS bigint)')}"),
+                                  {"id": outage_id}).scalar_one()
+            assert in_sql == outage_ref(outage_id)
+    assert (outage_ref(42), outage_ref(1_234_567)) == ("OUT-000042", "OUT-1234567")
+
+
+def test_the_hint_and_the_voice_line_call_each_outage_type_the_same():
+    from server.outages import absorb, ivr
+    from server.outages.schemas import OutageType
+    from server.outages.words import type_word
+
+    for outage_type in OutageType:
+        [hint] = absorb.lookup_hints([{
+            "id": 1, "ref": "OUT-000001", "type": outage_type, "status": "confirmed",
+            "area_name": "Kamppi", "starts_at": "2026-01-05T08:00:00Z", "etr": None,
+            "service_point_id": 1}], "Asia/Shanghai")
+        for language in ("zh-CN", "en"):
+            word = type_word(outage_type, language)
+            assert word in hint.hint[language]
+            spoken = ivr.TEXTS[language]["no_etr"].format(
+                area="Kamppi", type=type_word(outage_type, language, spoken=True))
+            assert word in spoken, (outage_type, language)
+
+
 def test_concurrent_planned_sweeps_announce_once(app, api, engine, clock):
     for i in range(4):
         add_customer(engine, 24.901 + i * 0.001, 60.161)
