@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(20, ge=1, le=200)
     mqtt_url: str = "mqtt://127.0.0.1:51883"
     mqtt_auth_dir: str = "var/mqtt"  # the broker's passwd + acl files (+ pid for SIGHUP); server/devices
+    attachments_dir: str = "var/attachments"  # photo/signature files uploaded by handsets; server/devices
     sms_provider: str = "log"
     twilio_account_sid: str = ""
     twilio_auth_token: SecretStr = SecretStr("")

@@ -56,11 +56,28 @@ class PairingCodeIn(BaseModel):
 
 
 class PairingCodeOut(BaseModel):
+    id: int = Field(description="for GET /pairing-codes/{id}: whether the code was used")
     code: str = Field(description="shown once, e.g. 'K7QD-3M9X'; the handset accepts it with or "
                                   "without the dash, in any case")
     qr_payload: str = Field(description="crewline://pair?server=<base URL>&code=<code>")
     user_id: int
     expires_at: datetime
+
+
+class PairingCodeState(BaseModel):
+    """What the console polls while it shows a code: never the code itself."""
+
+    id: int
+    user_id: int
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    device_id: str | None
+    state: str = Field(description="'pending', 'used' or 'expired'")
+
+
+class QrIn(BaseModel):
+    payload: str = Field(min_length=1, max_length=512, description="a pairing code's qr_payload")
 
 
 class PairIn(BaseModel):
@@ -121,12 +138,50 @@ def create_code(session: Session, data: PairingCodeIn, actor: Principal, now: da
     secret = settings.secret_key.get_secret_value()
     code = "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
     expires = now + timedelta(minutes=settings.pairing_code_minutes)
-    session.add(PairingCode(code_hash=code_hash(secret, code), user_id=user.id,
-                            created_by=actor.id, created_at=now, expires_at=expires))
+    row = PairingCode(code_hash=code_hash(secret, code), user_id=user.id,
+                      created_by=actor.id, created_at=now, expires_at=expires)
+    session.add(row)
     session.flush()
-    return PairingCodeOut(code=display(code), user_id=user.id, expires_at=expires,
+    return PairingCodeOut(id=row.id, code=display(code), user_id=user.id, expires_at=expires,
                           qr_payload=f"crewline://pair?server={quote(server_url, safe='')}"
                                      f"&code={code}")
+
+
+def code_state(session: Session, code_id: int, now: datetime) -> PairingCodeState:
+    from server.core.errors import NotFound
+
+    row = session.get(PairingCode, code_id)
+    if row is None:
+        raise NotFound(f"no pairing code {code_id}", field="code_id")
+    state = "used" if row.used_at is not None else "expired" if row.expires_at <= now else "pending"
+    return PairingCodeState(id=row.id, user_id=row.user_id, created_at=row.created_at,
+                            expires_at=row.expires_at, used_at=row.used_at, device_id=row.device_id,
+                            state=state)
+
+
+def cancel_code(session: Session, code_id: int, now: datetime) -> PairingCodeState:
+    """Void an unused code now (the console's "Close"); a used or expired one is left as it is."""
+    session.execute(update(PairingCode)
+                    .where(PairingCode.id == code_id, PairingCode.used_at.is_(None),
+                           PairingCode.expires_at > now)
+                    .values(expires_at=now))
+    return code_state(session, code_id, now)
+
+
+def qr_svg(payload: str) -> bytes:
+    """The pairing QR as a self-contained SVG (segno; error correction M, 4-module quiet zone,
+    black on white, no fixed size: the page scales it). Only pairing payloads are drawn."""
+    import io
+
+    import segno
+
+    if not payload.startswith("crewline://pair?"):
+        raise InvalidInput("only a pairing code's qr_payload is drawn", field="payload")
+    buf = io.BytesIO()
+    segno.make(payload, error="m", micro=False).save(
+        buf, kind="svg", border=4, dark="#000", light="#fff", xmldecl=False, omitsize=True,
+        svgclass="qr", lineclass=None, nl=False)
+    return buf.getvalue()
 
 
 def check_lockout(session: Session, client: str, now: datetime, settings: Settings) -> None:

@@ -1,14 +1,18 @@
 """HTTP for pairing handsets. Thin: parse, authorize, call server/devices/pairing.py.
 
 ``POST /api/v1/devices/pairing-codes`` (dispatcher, manager, admin) makes a one-time code;
-``POST /api/v1/devices/pair`` is public (the handset has no credentials yet) and rate-limited by
-wrong codes per client address; ``GET /api/v1/devices/self/scans/{msg_id}`` lets a paired handset
-ask, with its MQTT credentials as HTTP Basic, for the verdict on a scan it sent over MQTT.
+``GET /api/v1/devices/pairing-codes/{id}`` tells the console whether a code it shows was used
+(never the code), ``DELETE`` voids an unused one, and ``POST /api/v1/devices/pairing-codes/qr``
+draws a pairing payload as an SVG QR code (same roles; the payload travels in a body, not a URL,
+so it stays out of access logs). ``POST /api/v1/devices/pair`` is public (the handset has no
+credentials yet) and rate-limited by wrong codes per client address;
+``GET /api/v1/devices/self/scans/{msg_id}`` lets a paired handset ask, with its MQTT credentials
+as HTTP Basic, for the verdict on a scan it sent over MQTT.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlalchemy.orm import Session
 
@@ -35,6 +39,35 @@ def create_pairing_code(body: pairing.PairingCodeIn, request: Request,
     """A one-time code (and QR payload) for a technician's new handset; shown in this response only."""
     out = pairing.create_code(session, body, principal, clock.now(), request.app.state.settings,
                               str(request.base_url).rstrip("/"))
+    session.commit()
+    return out
+
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post("/pairing-codes/qr", response_class=Response,
+             responses={200: {"content": {"image/svg+xml": {}}}})
+def pairing_qr(body: pairing.QrIn, _: Principal = Depends(require(*MANAGE))) -> Response:
+    """The QR code of a pairing code's ``qr_payload``, as SVG (the console shows it next to the code)."""
+    return Response(pairing.qr_svg(body.payload), media_type="image/svg+xml", headers=NO_STORE)
+
+
+@router.get("/pairing-codes/{code_id}", response_model=pairing.PairingCodeState)
+def pairing_code_state(code_id: int, response: Response, _: Principal = Depends(require(*MANAGE)),
+                       session: Session = Depends(get_session),
+                       clock: Clock = Depends(get_clock)) -> pairing.PairingCodeState:
+    """pending, used (with the device it made) or expired."""
+    response.headers.update(NO_STORE)
+    return pairing.code_state(session, code_id, clock.now())
+
+
+@router.delete("/pairing-codes/{code_id}", response_model=pairing.PairingCodeState)
+def cancel_pairing_code(code_id: int, _: Principal = Depends(require(*MANAGE)),
+                        session: Session = Depends(get_session),
+                        clock: Clock = Depends(get_clock)) -> pairing.PairingCodeState:
+    """Void an unused code at once (it then reads as expired)."""
+    out = pairing.cancel_code(session, code_id, clock.now())
     session.commit()
     return out
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import structlog
 from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from server.auth.deps import get_clock, get_session, require
 from server.auth.service import Principal
 from server.core.clock import Clock
-from server.devices import service
+from server.core.errors import CrewlineError, NotAuthenticated
+from server.devices import attachments, service
 from server.devices.broker import BrokerAdmin, MosquittoFilesAdmin
-from server.devices.schemas import DeviceCreated, DeviceIn, DeviceOut
+from server.devices.schemas import DeviceCreated, DeviceIn, DeviceOut, TechnicianDevices
 from server.models import Role
 
 log = structlog.get_logger()
@@ -49,6 +53,13 @@ def list_devices(user_id: int | None = None, include_revoked: bool = False,
     return service.list_devices(session, user_id=user_id, include_revoked=include_revoked)
 
 
+@router.get("/technicians", response_model=list[TechnicianDevices])
+def technicians(include_revoked: bool = True, _: Principal = Depends(require(*MANAGE)),
+                session: Session = Depends(get_session)) -> list[TechnicianDevices]:
+    """Technicians with their handsets (the console's Devices page); before /{device_id}."""
+    return service.technicians(session, include_revoked=include_revoked)
+
+
 @router.get("/{device_id}", response_model=DeviceOut)
 def get_device(device_id: str, _: Principal = Depends(require(*MANAGE)),
                session: Session = Depends(get_session)) -> DeviceOut:
@@ -68,3 +79,51 @@ def revoke(device_id: str, principal: Principal = Depends(require(*MANAGE)),
     except Exception:  # the broker reload drops it anyway; the revocation itself is committed
         log.warning("devices.disconnect_failed", device_id=device_id, exc_info=True)
     return out
+
+
+_basic = HTTPBasic(auto_error=False, description="the device's MQTT username and password")
+
+
+class PayloadTooLarge(CrewlineError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+@router.put("/self/attachments/{sha256}")
+async def upload_attachment(sha256: str, request: Request,
+                            creds: HTTPBasicCredentials | None = Depends(_basic),
+                            session: Session = Depends(get_session),
+                            clock: Clock = Depends(get_clock)) -> dict:
+    """The handset uploads the file of an attachment it announced over MQTT (HTTP Basic with the
+    device's own credentials; the body is the raw file). Idempotent."""
+    from server.devices.pairing import authenticate_device
+
+    if creds is None:
+        raise NotAuthenticated("send the device id and MQTT password as HTTP Basic credentials")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > attachments.MAX_BYTES:
+        raise PayloadTooLarge(f"files are at most {attachments.MAX_BYTES} bytes", field="bytes")
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > attachments.MAX_BYTES:
+            raise PayloadTooLarge(f"files are at most {attachments.MAX_BYTES} bytes",
+                                  field="bytes")
+    root = request.app.state.settings.attachments_dir
+
+    def work() -> dict:  # blocking I/O: in the thread pool, not on the event loop
+        device = authenticate_device(session, creds.username, creds.password)
+        out = attachments.store(session, device, sha256, bytes(data), root, clock.now())
+        session.commit()
+        return out
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/attachments/{sha256}")
+def download_attachment(sha256: str, request: Request,
+                        _: Principal = Depends(require(*MANAGE, Role.agent)),
+                        session: Session = Depends(get_session)) -> FileResponse:
+    """An uploaded photo or signature, by its sha256 (staff)."""
+    path, mime = attachments.find(session, sha256, request.app.state.settings.attachments_dir)
+    return FileResponse(path, media_type=mime)

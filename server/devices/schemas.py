@@ -23,6 +23,16 @@ class DeviceOut(BaseModel):
     presence_at: datetime | None
 
 
+class TechnicianDevices(BaseModel):
+    """A technician and their handsets (the console's Devices page)."""
+
+    id: int
+    username: str
+    full_name: str
+    is_active: bool
+    devices: list[DeviceOut]
+
+
 class MqttCredentials(BaseModel):
     """Shown once, at registration: only a hash is kept."""
 

@@ -17,7 +17,13 @@ from mobile_app.link import protocol
 from server.auth.service import Principal
 from server.core.errors import Conflict, InvalidInput, NotFound
 from server.devices.broker import BrokerAdmin
-from server.devices.schemas import DeviceCreated, DeviceIn, DeviceOut, MqttCredentials
+from server.devices.schemas import (
+    DeviceCreated,
+    DeviceIn,
+    DeviceOut,
+    MqttCredentials,
+    TechnicianDevices,
+)
 from server.models import Device, Role, User
 
 _hasher = PasswordHasher()
@@ -73,6 +79,22 @@ def revoke(session: Session, device_id: str, actor: Principal, now: datetime,
     session.flush()
     admin.remove_device(device_id)
     return out(device)
+
+
+def technicians(session: Session, *, include_revoked: bool = True) -> list[TechnicianDevices]:
+    """Every technician (active first, then by name) with their handsets, newest first."""
+    users = session.scalars(select(User).where(User.role == Role.technician.value)
+                            .order_by(User.is_active.desc(), User.full_name, User.username)).all()
+    q = select(Device).where(Device.user_id.in_([u.id for u in users])) \
+        .order_by(Device.created_at.desc(), Device.id)
+    if not include_revoked:
+        q = q.where(Device.revoked_at.is_(None))
+    by_user: dict[int, list[DeviceOut]] = {}
+    for d in session.scalars(q):
+        by_user.setdefault(d.user_id, []).append(out(d))
+    return [TechnicianDevices(id=u.id, username=u.username, full_name=u.full_name or "",
+                              is_active=u.is_active, devices=by_user.get(u.id, []))
+            for u in users]
 
 
 def list_devices(session: Session, *, user_id: int | None = None,

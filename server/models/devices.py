@@ -116,8 +116,8 @@ class DeviceDownlink(Base):
 
 
 class DeviceAttachment(Base):
-    """Photo/signature metadata reported by a handset (uplink ``attachment``); the bytes stay on
-    the handset in this version (docs/protocol.md)."""
+    """Photo/signature metadata reported by a handset (uplink ``attachment``); the file itself is
+    uploaded over HTTP with the device's credentials (``uploaded_at``; docs/protocol.md)."""
 
     __tablename__ = "device_attachments"
     __table_args__ = (
@@ -139,3 +139,4 @@ class DeviceAttachment(Base):
     mime: Mapped[str] = mapped_column(String(100))
     taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the file

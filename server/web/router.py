@@ -75,7 +75,8 @@ for _path, _name, _doc in (("/dispatch", "dispatch.html", "The dispatcher's map 
                            ("/outages", "outages.html", "Outages: draw, preview, declare, restore."),
                            ("/inspections", "inspections.html",
                             "Inspections: a technician's day, compliance, exceptions."),
-                           ("/sms", "sms.html", "The SMS log.")):
+                           ("/sms", "sms.html", "The SMS log."),
+                           ("/devices", "devices.html", "Handsets: pair, list, revoke.")):
     _page(_path, _name, _doc)
 
 

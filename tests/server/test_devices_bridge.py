@@ -467,3 +467,53 @@ def test_handler_registry_refuses_a_second_handler_for_a_kind() -> None:
     with pytest.raises(RuntimeError):
         @handlers.handler("positions")
         def other(session, actor, device, message, now, ctx) -> None: ...
+
+
+def test_attachment_files_are_uploaded_with_the_device_credentials(
+        api, app, bridges, handset, device, crew, clock, engine, tmp_path) -> None:
+    """The file follows its metadata over HTTP: device credentials, hash and size checked,
+    stored once by content, readable by staff."""
+    import hashlib
+
+    app.state.settings = app.state.settings.model_copy(
+        update={"attachments_dir": str(tmp_path / "files")})
+    bridges()
+    data = b"\xff\xd8\xff" + bytes(range(256)) * 40  # "a JPEG"
+    sha = hashlib.sha256(data).hexdigest()
+    msg = protocol.uplink("attachment", clock.now(), visit_ref="visit-1", kind="photo",
+                          sha256=sha, bytes=len(data), mime="image/jpeg",
+                          taken_at=clock.now().isoformat())
+    send(handset, "attachment", msg)
+    assert next_ack(handset)["result"] == "accepted"
+    url = f"/api/v1/devices/self/attachments/{sha}"
+    auth = (device["username"], device["password"])
+    c = api.client
+
+    assert c.put(url, content=data).status_code == 401  # no credentials
+    assert c.put(url, content=data, auth=(device["username"], "wrong")).status_code == 401
+    r = c.put(url, content=data[:-1], auth=auth)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "size_mismatch")
+    r = c.put(url, content=data[:-1] + b"\x00", auth=auth)
+    assert (r.status_code, r.json()["error"]["code"]) == (422, "hash_mismatch")
+    other = "0" * 64
+    assert c.put(f"/api/v1/devices/self/attachments/{other}", content=data,
+                 auth=auth).status_code == 404  # never announced
+    assert count(engine, "SELECT count(*) FROM device_attachments WHERE uploaded_at IS NOT NULL"
+                 ) == 0
+    assert api.get("dispatcher", f"/api/v1/devices/attachments/{sha}").status_code == 404
+
+    for _ in range(2):  # idempotent
+        r = c.put(url, content=data, auth=auth)
+        assert r.status_code == 200, r.text
+        assert r.json()["bytes"] == len(data) and r.json()["mime"] == "image/jpeg"
+    assert (tmp_path / "files" / sha[:2] / sha).read_bytes() == data
+    assert count(engine, "SELECT count(*) FROM device_attachments WHERE uploaded_at IS NOT NULL"
+                 ) == 1
+    r = api.get("dispatcher", f"/api/v1/devices/attachments/{sha}")
+    assert r.status_code == 200 and r.content == data
+    assert r.headers["content-type"] == "image/jpeg"
+    assert api.get("technician", f"/api/v1/devices/attachments/{sha}").status_code == 403
+
+    # a revoked device may not upload any more
+    api.client.delete(f"/api/v1/devices/{device['username']}", headers=api.headers("dispatcher"))
+    assert c.put(url, content=data, auth=auth).status_code == 401

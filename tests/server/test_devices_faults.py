@@ -224,3 +224,24 @@ def test_downlink_survives_a_broker_restart_and_a_lost_session(
     back.link.start()
     wait_for(lambda: back.link.last_seq == 205, timeout=30)
     assert back.seqs == list(range(201, 206))
+
+
+def test_one_downlink_publisher_at_a_time_and_failover(app, bridges, handsets, device, clock,
+                                                       engine) -> None:
+    """Two bridges: exactly one holds the publisher lock; when it stops, the other takes over
+    and the downlink keeps flowing, in order, each seq handled once."""
+    first, second = bridges(), bridges()
+    wait_for(lambda: first.is_publisher.is_set() or second.is_publisher.is_set())
+    time.sleep(1.5)  # both have tried the lock by now
+    assert first.is_publisher.is_set() != second.is_publisher.is_set()
+    leader, other = (first, second) if first.is_publisher.is_set() else (second, first)
+    h = handsets()
+    h.link.start()
+    wait_for(h.link.connected.is_set)
+    enqueue(app, device["username"], 20, clock)
+    wait_for(lambda: h.link.last_seq == 20, timeout=30)
+    leader.stop()
+    wait_for(other.is_publisher.is_set, timeout=15)
+    enqueue(app, device["username"], 20, clock, first_ticket=100)
+    wait_for(lambda: h.link.last_seq == 40, timeout=30)
+    assert h.seqs == list(range(1, 41))

@@ -50,8 +50,9 @@ def links(broker, device, clock, tmp_path):
     made: list[HandsetLink] = []
 
     def make(**kw) -> HandsetLink:
+        kw.setdefault("now", clock.now)
         link = HandsetLink("127.0.0.1", broker.bound_port, device["username"], device["password"],
-                           tmp_path / "outbox.sqlite", now=clock.now, **kw)
+                           tmp_path / "outbox.sqlite", **kw)
         made.append(link)
         return link
 
@@ -204,3 +205,36 @@ def test_presence_is_retained_and_clean_stop_says_offline(bridge, links, broker,
     srv.subscribe(protocol.up_topic(device["username"], "presence"))
     msg = srv.next_message()
     assert msg is not None and msg.retain and json.loads(msg.payload)["state"] == "offline"
+
+
+def test_a_handset_clock_an_hour_fast_learns_the_servers_time(bridge, links, clock,
+                                                              engine) -> None:
+    """The acks carry the server's clock; the link corrects its own with the median offset, so
+    fixes stamped with link.server_now() are not refused as being from the future."""
+    from datetime import timedelta
+
+    bridge()
+    fast = links(now=lambda: clock.now() + timedelta(hours=1))
+    fast.start()
+    wait_for(fast.connected.is_set)
+    stamped_raw = fast.now()
+    wrong = fast.send("positions", fixes=[{"lon": 24.9384, "lat": 60.1699,
+                                           "at": stamped_raw.isoformat()}])
+    wait_for(lambda: fast.clock_offset is not None)
+    assert fast.clock_offset == pytest.approx(-3600, abs=5)
+    assert abs((fast.server_now() - clock.now()).total_seconds()) < 5
+    right = fast.send("positions", fixes=[{"lon": 24.9385, "lat": 60.1699,
+                                           "at": fast.server_now().isoformat()}])
+    wait_for(lambda: len(fast.outbox) == 0)
+
+    def result(msg_id):
+        with engine.begin() as conn:
+            return conn.execute(text("SELECT result, error->>'code' FROM device_messages "
+                                     "WHERE msg_id = :m AND applied_at IS NOT NULL"),
+                                {"m": msg_id}).first()
+
+    wait_for(lambda: result(wrong) and result(right))
+    assert tuple(result(wrong)) == ("rejected", "invalid_input")  # a fix "from the future"
+    assert tuple(result(right)) == ("accepted", None)
+    fast.stop()
+    assert float(Outbox(fast.outbox_path).get_state("clock_offset")) == pytest.approx(-3600, abs=5)

@@ -82,3 +82,30 @@ def test_two_simulated_crews_complete_their_jobs(api, app, mqtt_settings, clock,
     assert scalar(engine, "SELECT count(*) FROM tag_scans WHERE source = 'mqtt'") == 2
     assert scalar(engine, "SELECT count(*) FROM device_attachments WHERE kind = 'photo'") == 2
     assert scalar(engine, "SELECT count(*) FROM device_dead_letters") == 0
+
+
+def test_crewline_simulate_command(api, mqtt_settings, clock, engine) -> None:
+    """The CLI provisions, runs for the given minutes, stops cleanly and says what it did."""
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from tests.support import cli_env
+
+    make_crew(api, clock, "Crew C", *A, members=[api.user_ids["technician"]])
+    var = Path(tempfile.mkdtemp(prefix="crewline-sim-"))
+    env = cli_env(CREWLINE_ENV="test", CREWLINE_DATABASE_URL=mqtt_settings.database_url,
+                  CREWLINE_MQTT_URL=mqtt_settings.mqtt_url,
+                  CREWLINE_MQTT_AUTH_DIR=mqtt_settings.mqtt_auth_dir,
+                  CREWLINE_SECRET_KEY=mqtt_settings.secret_key.get_secret_value())
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "simulate", "--crews", "1",
+                           "--minutes", "0.05", "--var-dir", str(var)], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "simulating 1 crews: technician/hs-" in proc.stdout
+    assert "jobs completed: 0" in proc.stdout
+    (dev,) = json.loads((var / "simulator" / "devices.json").read_text())
+    assert scalar(engine, "SELECT count(*) FROM devices WHERE id = :d AND revoked_at IS NULL",
+                  d=dev["device_id"]) == 1
+    assert scalar(engine, "SELECT shift FROM crews WHERE name = 'Crew C'") == "on_shift"
