@@ -19,7 +19,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 crewline \
  && useradd --system --uid 10001 --gid crewline --home-dir /app --create-home \
             --shell /usr/sbin/nologin crewline \
- && install -d -o crewline -g crewline /var/lib/crewline/mqtt-auth
+ && install -d -o crewline -g crewline /var/lib/crewline/mqtt-auth /var/lib/crewline/attachments
 COPY --from=build /wheels /wheels
 RUN pip install /wheels/*.whl && rm -rf /wheels
 WORKDIR /app

@@ -109,7 +109,8 @@ def test_ports_and_volumes(config: dict) -> None:
     assert published("mqtt") == {(1883, 1883)}
     assert published("db") == set()  # the database is not exposed
     assert not services["worker"].get("ports") and not services["bridge"].get("ports")
-    assert set(config["volumes"]) == {"pgdata", "mqtt-auth", "mqtt-data"}
+    assert set(config["volumes"]) == {"pgdata", "mqtt-auth", "mqtt-data", "attachments"}
+    assert "attachments:/var/lib/crewline/attachments" in " ".join(services["server"]["volumes"])
     db_volumes = " ".join(services["db"]["volumes"])
     assert "pgdata:/var/lib/postgresql/data" in db_volumes
     mounts = " ".join(services["mqtt"]["volumes"])

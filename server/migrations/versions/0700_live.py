@@ -43,13 +43,23 @@ CREATE INDEX ix_live_changes_xid ON live_changes (xid);
 CREATE INDEX ix_live_changes_at ON live_changes (at);
 """
 
+# Static queries per id column (not EXECUTE format(...)): PL/pgSQL caches their plans, a
+# dynamic statement is planned on every firing — a fifth of the raw intake rate.
 FUNCTION = """
 CREATE FUNCTION crewline_live_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     ids bigint[];
 BEGIN
-    EXECUTE format('SELECT array_agg(DISTINCT %I) FROM live_rows WHERE %I IS NOT NULL',
-                   TG_ARGV[1], TG_ARGV[1]) INTO ids;
+    IF TG_ARGV[1] = 'id' THEN
+        SELECT array_agg(DISTINCT id) INTO ids FROM live_rows;
+    ELSIF TG_ARGV[1] = 'ticket_id' THEN
+        SELECT array_agg(DISTINCT ticket_id) INTO ids FROM live_rows WHERE ticket_id IS NOT NULL;
+    ELSIF TG_ARGV[1] = 'outage_id' THEN
+        SELECT array_agg(DISTINCT outage_id) INTO ids FROM live_rows WHERE outage_id IS NOT NULL;
+    ELSE
+        EXECUTE format('SELECT array_agg(DISTINCT %I) FROM live_rows WHERE %I IS NOT NULL',
+                       TG_ARGV[1], TG_ARGV[1]) INTO ids;
+    END IF;
     IF ids IS NOT NULL THEN
         INSERT INTO live_changes (kind, ids) VALUES (TG_ARGV[0], ids);
     END IF;
