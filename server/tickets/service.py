@@ -168,7 +168,8 @@ def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
     values = {
         "category": data.category.value, "priority": data.priority.value,
         "channel": data.channel.value, "customer_id": customer.id if customer else None,
-        "service_point_id": service_point_id, "lon": lon, "lat": lat, "address": address, "description": data.description,
+        "service_point_id": service_point_id, "lon": lon, "lat": lat, "address": address,
+        "description": data.description,
         "reporter_name": data.reporter_name, "reporter_phone": reporter_phone,
         "language": data.language or (customer.preferred_language if customer else "zh-CN"),
     }
