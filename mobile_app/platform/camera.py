@@ -35,7 +35,7 @@ class PlyerCamera:
         camera.take_picture(filename=str(path), on_complete=done)
 
 
-def test_card_png(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
+def sample_card_png(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
     """A small striped PNG (stdlib only), different per seed, standing in for a photo."""
     rows = []
     for y in range(height):
@@ -71,5 +71,5 @@ class DesktopCamera:
         if images:
             shutil.copyfile(images[-1], path)
         else:
-            path.write_bytes(test_card_png(seed=self.taken))
+            path.write_bytes(sample_card_png(seed=self.taken))
         on_done(path)

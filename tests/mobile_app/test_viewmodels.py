@@ -15,7 +15,7 @@ import pytest
 from mobile_app.config import HandsetSettings
 from mobile_app.i18n import LANGUAGES, TEXTS, duration, tr
 from mobile_app.platform import Platform
-from mobile_app.platform.camera import DesktopCamera, test_card_png
+from mobile_app.platform.camera import DesktopCamera, sample_card_png
 from mobile_app.platform.gps import NoGps, SimulatedGps, parse_tpv
 from mobile_app.platform.launcher import DesktopLauncher
 from mobile_app.platform.nfc import NoScanner
@@ -155,7 +155,7 @@ def test_checklist_validation_and_summary(tmp_path) -> None:
     assert cl.set("photo", {"file": "x"}) == "Required"
     assert cl.missing() == ["photo", "signature"] and not cl.complete
     photo = tmp_path / "p.png"
-    photo.write_bytes(test_card_png())
+    photo.write_bytes(sample_card_png())
     assert cl.set("photo", file_answer(photo)) is None
     assert cl.set("signature", file_answer(photo)) is None
     assert cl.complete
