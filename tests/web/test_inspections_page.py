@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -34,17 +35,24 @@ def test_a_manager_replays_a_technicians_day(live_server, new_page, desk_users) 
         crew = live_server.call("manager", "POST", "/api/v1/crews", json={
             "name": f"Inspect {uuid.uuid4().hex[:6]}", "skills": ["valve"], "shift": "on_shift",
             "members": [tech_id]})
-    # a walk with a bend (the simplified track keeps the corner), a few minutes ago
-    now = datetime.now(UTC)
+    # a walk with a bend (the simplified track keeps the corner), a few minutes ago — all on one
+    # local day of the browser (Asia/Shanghai): just after local midnight, on the day before
+    zone = ZoneInfo("Asia/Shanghai")
+    end = datetime.now(UTC)
+    if (end - timedelta(minutes=20)).astimezone(zone).date() != end.astimezone(zone).date():
+        end = datetime.combine(end.astimezone(zone).date(), datetime.min.time(), zone) \
+            - timedelta(minutes=1)
+    day = end.astimezone(zone).date().isoformat()
     path = [(24.9400 + 0.0004 * i, 60.1700) for i in range(6)] + \
            [(24.9420, 60.1700 + 0.0004 * i) for i in range(1, 6)]
     live_server.call("technician", "POST", f"/api/v1/crews/{crew['id']}/positions", json={"fixes": [
-        {"lon": lon, "lat": lat, "at": (now - timedelta(minutes=20 - i)).isoformat()}
+        {"lon": lon, "lat": lat, "at": (end - timedelta(minutes=20 - i)).isoformat()}
         for i, (lon, lat) in enumerate(path)]})
 
     page = sign_in(new_page("zh-CN"), live_server, desk_users["manager"])
     expect(page.locator("#day-title")).to_have_text("巡检员的一天")  # the manager's language
     page.select_option("#i-tech", str(tech_id))
+    page.fill("#i-date", day)
     page.click("#day-form button[type=submit]")
     expect(page.locator("#day-summary")).to_contain_text(re.compile(r"轨迹点 [3-9] 个"))
     expect(page.locator("#compliance")).to_contain_text("当天没有巡检任务")
