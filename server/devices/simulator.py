@@ -20,9 +20,10 @@ bridges on the shared subscription, two events of one handset may be handled in 
 handset must not rely on the order in which they arrive.
 
 Setup (the simulator is a development tool running beside the server, so it uses the database
-for what a human would do on the desk): it takes the first N active crews (creating "Sim crew NNN"
-crews near central Helsinki when there are fewer), uses each crew's first technician (creating
-``sim-tech-NNN`` technicians for crews without one), puts the crews on shift and registers one
+for what a human would do on the desk): it takes N active crews — those it simulated before, then
+crews without members, then staffed ones, so the demo's own technicians (tech1…) keep their crews
+for a real handset — (creating "Sim crew NNN" crews near central Helsinki when there are fewer),
+uses each crew's first technician (creating ``sim-tech-NNN`` technicians for crews without one), puts the crews on shift and registers one
 device per technician. Credentials are written to ``VAR_DIR/simulator/devices.json`` (mode 0600)
 and reused on the next run while the device is not revoked; outboxes are
 ``VAR_DIR/simulator/<device id>.sqlite``.
@@ -113,8 +114,15 @@ def provision(settings: Settings, make_session: sessionmaker, clock: Clock, n: i
     out: list[SimDevice] = []
     rng = random.Random(n)
     with make_session() as session:
-        crew_list = list(session.scalars(select(Crew).where(Crew.active).order_by(Crew.id)
-                                         .limit(n)))
+        # crews that already simulate come first (a re-run keeps its crews), then crews nobody
+        # works in (the simulator adds its own technician), then crews of real technicians —
+        # so the demo's human logins keep their crews for a real handset
+        simulated = (select(CrewMember.crew_id).join(User, User.id == CrewMember.user_id)
+                     .where(User.username.like("sim-tech-%")))
+        staffed = select(CrewMember.crew_id)
+        crew_list = list(session.scalars(
+            select(Crew).where(Crew.active)
+            .order_by(Crew.id.not_in(simulated), Crew.id.in_(staffed), Crew.id).limit(n)))
         for i in range(len(crew_list), n):
             lon = HELSINKI[0] + rng.uniform(-0.02, 0.02)
             lat = HELSINKI[1] + rng.uniform(-0.01, 0.01)

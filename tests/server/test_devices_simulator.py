@@ -40,8 +40,9 @@ def test_two_simulated_crews_complete_their_jobs(api, app, mqtt_settings, clock,
     crew_b = make_crew(api, clock, "Crew B", *B)  # no technician: the simulator adds one
     var = tmp_path / "simulator"
     devices = provision(mqtt_settings, app.state.sessionmaker, clock, 2, var)
-    assert [d.crew_id for d in devices] == [crew_a["id"], crew_b["id"]]
-    assert devices[0].user_id == tech and devices[1].username.startswith("sim-tech-")
+    # crews nobody works in first (real technicians keep theirs for a real handset), then staffed
+    assert [d.crew_id for d in devices] == [crew_b["id"], crew_a["id"]]
+    assert devices[0].username.startswith("sim-tech-") and devices[1].user_id == tech
     creds = var / "devices.json"
     assert stat.S_IMODE(creds.stat().st_mode) == 0o600
     assert {d["device_id"] for d in json.loads(creds.read_text())} == {d.device_id for d in devices}
