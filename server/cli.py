@@ -263,7 +263,7 @@ def bench_handset(starts: int = 5, jobs: int = 500, events: int = 5000) -> None:
 @bench_app.command("console")
 def bench_console(crews: int = 5000, seconds: int = 30, warmup: int = 5) -> None:
     """Live map: N crews moving at 1 Hz; server-to-browser latency p50/p99 and long tasks per
-    minute in Chromium (floor: raw NOTIFY -> LISTEN)."""
+    minute in Chromium (floor: the change feed alone, same poll interval)."""
     from server.bench.console import run
 
     typer.echo(json.dumps(run(_settings(), crews=crews, seconds=seconds, warmup=warmup)))

@@ -45,14 +45,17 @@ def bench_database(settings: Settings, name: str = "crewline_bench") -> str:
     return bench_url
 
 
-def ensure_bench_user(libpq_url: str) -> None:
+def ensure_bench_user(libpq_url: str, username: str = BENCH_USER, *, role: str = "agent",
+                      full_name: str = "Bench agent", password: str = BENCH_PASSWORD) -> int:
+    """The benchmark's login (created once, kept between runs); returns its id."""
     from server.auth.service import hash_password
 
     with psycopg.connect(libpq_url) as conn:
         conn.execute(
             "INSERT INTO users (username, full_name, password_hash, role, language, is_active) "
-            "VALUES (%s, 'Bench agent', %s, 'agent', 'en', true) ON CONFLICT (username) DO NOTHING",
-            (BENCH_USER, hash_password(BENCH_PASSWORD)))
+            "VALUES (%s, %s, %s, %s, 'en', true) ON CONFLICT (username) DO NOTHING",
+            (username, full_name, hash_password(password), role))
+        return conn.execute("SELECT id FROM users WHERE username = %s", (username,)).fetchone()[0]
 
 
 @contextmanager

@@ -36,7 +36,7 @@ import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from server.bench.common import bench_database, percentile, running_server
+from server.bench.common import bench_database, ensure_bench_user, percentile, running_server
 from server.dispatch import roads
 from server.settings import Settings
 
@@ -69,14 +69,10 @@ def _setup(url: str, crews: int, seed: int) -> tuple[list[int], tuple[float, flo
                 "(SELECT ST_Extent(geom) AS e FROM road_edges) s")).one())
     finally:
         engine.dispose()
-    from server.auth.service import hash_password
-
     rng = random.Random(seed)
+    ensure_bench_user(libpq, USER, role="dispatcher", full_name="Bench dispatcher",
+                      password=PASSWORD)
     with psycopg.connect(libpq) as conn:
-        conn.execute(
-            "INSERT INTO users (username, full_name, password_hash, role, language, is_active) "
-            "VALUES (%s, 'Bench dispatcher', %s, 'dispatcher', 'en', true) "
-            "ON CONFLICT (username) DO NOTHING", (USER, hash_password(PASSWORD)))
         conn.execute("UPDATE crews SET active = false WHERE name LIKE %s AND id > 0",
                      (PREFIX + "%",))
         rows = [(f"{PREFIX}{i:05d}", rng.uniform(bbox[0], bbox[2]), rng.uniform(bbox[1], bbox[3]))
@@ -142,7 +138,7 @@ def _poll_floor(libpq: str, poll_s: float, samples: int = 100) -> list[float]:
         with psycopg.connect(libpq, autocommit=True) as reader:
             feed = ChangeFeed(reader.execute(_START).fetchone()[0])
             while not stop.is_set():
-                for k, ids in feed.take(reader.execute(_POLL, (feed.watermark,)).fetchall()):
+                for k, ids in feed.take(reader.execute(_POLL, feed.params).fetchall()):
                     if k == kind:
                         found[ids[0]] = time.perf_counter()
                 time.sleep(poll_s)

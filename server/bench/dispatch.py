@@ -24,7 +24,7 @@ import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session
 
-from server.bench.common import bench_database, percentile, running_server
+from server.bench.common import bench_database, ensure_bench_user, percentile, running_server
 from server.crews import service as crews_service
 from server.dispatch import roads, service
 from server.dispatch.skills import RULES
@@ -53,14 +53,9 @@ def _setup(url: str, crews: int, tickets: int, seed: int, progress) -> dict:
     finally:
         engine.dispose()
     rng = random.Random(seed)
-    from server.auth.service import hash_password
-
+    user_id = ensure_bench_user(libpq, USER, role="dispatcher", full_name="Bench dispatcher",
+                                password=PASSWORD)
     with psycopg.connect(libpq) as conn:
-        conn.execute(
-            "INSERT INTO users (username, full_name, password_hash, role, language, is_active) "
-            "VALUES (%s, 'Bench dispatcher', %s, 'dispatcher', 'en', true) "
-            "ON CONFLICT (username) DO NOTHING", (USER, hash_password(PASSWORD)))
-        user_id = conn.execute("SELECT id FROM users WHERE username = %s", (USER,)).fetchone()[0]
         conn.execute("DELETE FROM dispatch_assignments")
         conn.execute("DELETE FROM crew_positions")
         conn.execute("DELETE FROM crew_members")

@@ -23,10 +23,10 @@ Setup (the simulator is a development tool running beside the server, so it uses
 for what a human would do on the desk): it takes N active crews — those it simulated before, then
 crews without members, then staffed ones, so the demo's own technicians (tech1…) keep their crews
 for a real handset — (creating "Sim crew NNN" crews near central Helsinki when there are fewer),
-uses each crew's first technician (creating ``sim-tech-NNN`` technicians for crews without one), puts the crews on shift and registers one
-device per technician. Credentials are written to ``VAR_DIR/simulator/devices.json`` (mode 0600)
-and reused on the next run while the device is not revoked; outboxes are
-``VAR_DIR/simulator/<device id>.sqlite``.
+uses each crew's first technician (creating ``sim-tech-NNN`` technicians for crews without one),
+puts the crews on shift and registers one device per technician. Credentials are written to
+``VAR_DIR/simulator/devices.json`` (mode 0600) and reused on the next run while the device is not
+revoked; outboxes are ``VAR_DIR/simulator/<device id>.sqlite``.
 """
 
 from __future__ import annotations

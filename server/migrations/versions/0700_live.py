@@ -8,7 +8,7 @@ Not NOTIFY: a transaction that has NOTIFYed takes a database-wide lock at commit
 through the WAL flush, so every writer that notifies commits one at a time — measured here, the
 ticket intake's raw-INSERT floor fell from ~1,200 to ~400 tickets/s with NOTIFY triggers on
 ``tickets`` (docs/benchmarks.md). An unlogged insert costs the writer almost nothing, and the
-readers' watermark (see live.py) still gives every change to every replica exactly once.
+readers' consecutive snapshots (see live.py) still give every change to every replica exactly once.
 Other domains attach the same function to their tables:
 ``EXECUTE FUNCTION crewline_live_notify('outage', 'id')``.
 
