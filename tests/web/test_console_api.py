@@ -115,7 +115,7 @@ def test_a_configured_tile_server_is_allowed_by_the_pages_csp(pg_url, desk_users
 # -- authentication and roles --------------------------------------------------------------------
 def _console_calls() -> set[str]:
     paths = set()
-    for name in ("dispatch.js", "wall.js", "sms.js", "outages.js", "inspections.js"):
+    for name in ("dispatch.js", "wall.js", "sms.js", "outages.js", "inspections.js", "map.js"):
         for p in re.findall(r'api\("(?:GET|POST|PATCH|DELETE)", [`"](/[^`"]+)[`"]',
                             (STATIC / name).read_text()):
             paths.add("/api/v1" + re.sub(r"\$\{[^}]+\}", "1", p).replace("/1/1/1.json", "/12/1/1.json"))

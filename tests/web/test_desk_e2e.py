@@ -54,7 +54,7 @@ def sign_in(page, base: str, username: str) -> None:
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
-    expect(page.locator("#desk-view")).to_be_visible()
+    expect(page.locator("#console-view")).to_be_visible()
     expect(page.locator("#lookup-phone")).to_be_focused()
 
 
@@ -183,7 +183,7 @@ def test_agent_logs_tickets_by_keyboard_links_a_duplicate_and_calls_back(
 
     # the choice and the session survive a reload; logging out ends the session
     page.reload()
-    expect(page.locator("#desk-view")).to_be_visible()
+    expect(page.locator("#console-view")).to_be_visible()
     expect(page.locator("#lookup-title")).to_contain_text("来电查询")
     page.click("#logout")
     expect(page.locator("#login-view")).to_be_visible()
@@ -255,7 +255,7 @@ def test_server_errors_are_shown_next_to_the_field(live_server, new_page, custom
     expect(login.locator(".form-error")).to_have_text("wrong username or password")
     page.fill("#login-password", PASSWORD)
     page.keyboard.press("Enter")
-    expect(page.locator("#desk-view")).to_be_visible()
+    expect(page.locator("#console-view")).to_be_visible()
 
     page.fill("#lookup-phone", "12")
     page.keyboard.press("Enter")

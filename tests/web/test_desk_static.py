@@ -66,8 +66,9 @@ def test_no_asset_is_fetched_from_elsewhere() -> None:
 
 
 def _api_calls() -> set[tuple[str, str]]:
-    """Every (method, path) the page's script calls, with ids made concrete."""
-    script = (STATIC / "desk.js").read_text()
+    """Every (method, path) the page's scripts call (its own and the shared sign-in's), with ids
+    made concrete."""
+    script = (STATIC / "desk.js").read_text() + (STATIC / "console.js").read_text()
     calls = {(m, p) for m, p in re.findall(r'api\("(GET|POST)", [`"]([^`"]+)[`"]', script)
              if not p.endswith("/${path}")}
     # action forms post to /tickets/{id}/{path}; their paths are the first item they return

@@ -1,5 +1,6 @@
 """The Devices page is public and holds no data: served with the console's headers, linked from
-every console page, and every API call its script makes answers 401 without a valid token."""
+every console page's shared top bar, and every API call its script makes answers 401 without a
+valid token."""
 
 from __future__ import annotations
 
@@ -38,9 +39,12 @@ def test_the_page_is_served_with_the_console_headers(client) -> None:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_every_console_page_links_to_it(page: str) -> None:
+def test_every_console_page_has_the_shared_top_bar_that_links_to_it(page: str) -> None:
+    # console.js renders the navigation into these (test_console_chrome.py checks it in Chromium)
     html = (STATIC / page).read_text()
-    assert re.search(r'<a href="/devices"( aria-current="page")? data-i18n="console.devices">', html)
+    assert re.search(r'<header class="topbar" data-subtitle="[\w.]+"( data-live)?></header>', html)
+    assert '<section id="login-view" class="login" hidden></section>' in html
+    assert '["/devices", "console.devices"]' in (STATIC / "console.js").read_text()
 
 
 def _calls() -> set[tuple[str, str]]:

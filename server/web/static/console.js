@@ -1,6 +1,8 @@
-// Shared by the console pages (dispatch map, wall screen, SMS log): API calls with the JWT the
-// desk keeps in sessionStorage (one sign-in for every page), the sign-in form, the top bar, the
-// language switch and the live WebSocket. DOM is built with textContent only.
+// Shared by every console page (agent desk, dispatch map, wall screen, outages, inspections, SMS
+// log, handsets): the top bar with the navigation and the sign-in form (rendered here, once, into
+// each page's empty <header class="topbar"> and <section id="login-view">), API calls with the
+// JWT kept in sessionStorage (one sign-in for every page), the language switch and the live
+// WebSocket. DOM is built with textContent only.
 import "./console-i18n.js";
 import { initialLanguage, label, language, setLanguage, t, translatePage } from "./i18n.js";
 
@@ -37,6 +39,9 @@ export function formatTime(iso, style = { timeStyle: "short" }) {
   if (!iso) return "";
   return new Intl.DateTimeFormat(language(), style).format(new Date(iso));
 }
+
+/** Date and time, short: "2026/11/27 17:32" / "11/27/26, 5:32 PM". */
+export const dateTime = (iso) => formatTime(iso, { dateStyle: "short", timeStyle: "short" });
 
 /** "12:34" / "1:02:03" for a number of seconds (absolute value). */
 export function clock(seconds) {
@@ -93,7 +98,50 @@ export async function api(method, path, { json, form, query } = {}) {
   return data;
 }
 
-// -- sign in / out, top bar ----------------------------------------------------------------------
+// -- top bar and sign-in form, the same on every page -------------------------------------------
+/** The console's pages, in the navigation's order: path and the i18n key of its name. */
+export const PAGES = [["/", "console.desk"], ["/dispatch", "console.dispatch"], ["/wall", "console.wall"],
+  ["/outages", "console.outages"], ["/inspections", "console.inspections"], ["/sms", "console.sms"],
+  ["/devices", "console.devices"]];
+
+const i18n = (key) => ({ i18n: key }); // texts are filled in by translatePage()
+
+/**
+ * Fill the page's empty `<header class="topbar" data-subtitle="…" [data-live]>` and
+ * `<section id="login-view">`: brand and subtitle, the navigation (the current page marked by its
+ * path), the live pill where the page has live updates, who is signed in, the language switch,
+ * "Log out" and the sign-in form. Runs when this module loads, before the page's own script.
+ */
+function renderChrome() {
+  const bar = $("header.topbar");
+  fill(bar,
+    h("div", { class: "brand" }, "Crewline ",
+      h("span", { class: "subtitle", dataset: i18n(bar.dataset.subtitle) })),
+    h("nav", { class: "pages", dataset: { i18nAria: "console.nav" } },
+      PAGES.map(([href, key]) => h("a", { href, dataset: i18n(key),
+        "aria-current": href === location.pathname ? "page" : null }))),
+    h("div", { class: "topbar-right" },
+      "live" in bar.dataset ? h("span", { id: "live-state", class: "live-pill",
+        dataset: { state: "off" }, "aria-live": "polite" }) : null,
+      h("span", { id: "whoami", hidden: true }),
+      h("button", { id: "lang-toggle", type: "button", class: "secondary",
+        dataset: { i18n: "lang.switch", i18nAria: "lang.switchLabel" } }),
+      h("button", { id: "logout", type: "button", class: "secondary", dataset: i18n("logout"),
+        hidden: true })));
+  fill($("#login-view"), h("form", { id: "login-form", class: "card", novalidate: true },
+    h("h1", { dataset: i18n("login.title") }),
+    h("div", { id: "login-error", class: "form-error", role: "alert" }),
+    h("label", { for: "login-username", dataset: i18n("login.username") }),
+    h("input", { id: "login-username", name: "username", autocomplete: "username", required: true }),
+    h("label", { for: "login-password", dataset: i18n("login.password") }),
+    h("input", { id: "login-password", name: "password", type: "password",
+      autocomplete: "current-password", required: true }),
+    h("button", { type: "submit", class: "primary", dataset: i18n("login.submit") })));
+}
+
+renderChrome();
+
+// -- sign in / out --------------------------------------------------------------------------------
 function showView(signedIn) {
   $("#login-view").hidden = signedIn;
   $("#console-view").hidden = !signedIn;

@@ -1,54 +1,19 @@
 // The agent desk: caller lookup → new ticket (with live duplicate hints) → ticket detail and
-// the agent's actions. Plain DOM, no framework: the page is one form-heavy screen.
-import "./console-i18n.js"; // the navigation to the other console pages
-import { initialLanguage, label, language, setLanguage, t, translatePage } from "./i18n.js";
+// the agent's actions. Plain DOM, no framework: the page is one form-heavy screen. The top bar,
+// sign-in, language switch and API calls are console.js's, as on every console page.
+import { $, api, ApiError, boot, dateTime, fill, h, label, language, session, t } from "./console.js";
 
-const API = "/api/v1";
-const TOKEN_KEY = "crewline.token";
-const LANG_KEY = "crewline.lang";
 const CANCELLABLE = new Set(["new", "assigned", "accepted", "en_route"]);
 const FIRST_CONTACT = new Set(["consultation", "query"]);
 const OUTCOMES = ["satisfied", "dissatisfied", "unreachable"];
 
 const state = {
-  token: sessionStorage.getItem(TOKEN_KEY),
-  me: null,
   lookup: null, // the last lookup response
   places: new Map(), // <select> value → {customerId, servicePointId, lon, lat}
   created: null, // {ticket, possible_duplicates, linkedTo}
   recent: [],
   detail: null, // the ticket shown in the detail panel (TicketOut)
 };
-
-const $ = (selector, root = document) => root.querySelector(selector);
-
-// -- DOM building (textContent only, so server data is never parsed as HTML) --------------------
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value === null || value === undefined || value === false) continue;
-    if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
-    else if (name === "dataset") Object.assign(el.dataset, value);
-    else el.setAttribute(name, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return el;
-}
-
-/** Replace `box`'s content, skipping absent (null/false) parts as h() does. */
-function fill(box, ...children) {
-  const present = (c) => c !== null && c !== undefined && c !== false;
-  box.replaceChildren(...children.flat().filter(present));
-}
-
-function formatTime(iso) {
-  if (!iso) return "";
-  return new Intl.DateTimeFormat(language(), { dateStyle: "short", timeStyle: "short" })
-    .format(new Date(iso));
-}
 
 function relative(iso) {
   const minutes = Math.round((new Date(iso) - Date.now()) / 60000);
@@ -59,44 +24,6 @@ function relative(iso) {
 
 function badge(kind, value) {
   return h("span", { class: `badge ${kind}-${value}` }, label(kind, value));
-}
-
-// -- API ----------------------------------------------------------------------------------------
-class ApiError extends Error {
-  constructor(status, code, message, field) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.field = field || "";
-  }
-}
-
-async function api(method, path, { json, form, query } = {}) {
-  const headers = { Accept: "application/json" };
-  if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  let body;
-  if (json !== undefined) {
-    headers["Content-Type"] = "application/json";
-    body = JSON.stringify(json);
-  } else if (form) {
-    body = new URLSearchParams(form);
-  }
-  const url = API + path + (query ? `?${new URLSearchParams(query)}` : "");
-  let response;
-  try {
-    response = await fetch(url, { method, headers, body });
-  } catch {
-    throw new ApiError(0, "network", t("net.down"));
-  }
-  const data = await response.json().catch(() => null);
-  if (!response.ok) {
-    const error = data?.error || { code: `http_${response.status}`, message: response.statusText };
-    if (response.status === 401 && state.token) {
-      signOut(t("login.expired"));
-    }
-    throw new ApiError(response.status, error.code, error.message, error.field);
-  }
-  return data;
 }
 
 // -- errors shown next to the field the server names --------------------------------------------
@@ -116,7 +43,7 @@ function errorSlot(form, field) {
 
 function showError(form, error) {
   if (!(error instanceof ApiError)) throw error;
-  if (error.status === 401 && form.id !== "login-form") return; // already back at the login
+  if (error.status === 401) return; // already back at the login
   const slot = errorSlot(form, error.field);
   if (slot) slot.textContent = error.message;
   const names = slot ? slot.dataset.errorFor.split(" ").filter(Boolean) : [];
@@ -140,60 +67,6 @@ async function submitting(form, work) {
     buttons.forEach((b) => { b.disabled = false; });
   }
 }
-
-// -- sign in / out ------------------------------------------------------------------------------
-function showView(loggedIn) {
-  $("#login-view").hidden = loggedIn;
-  $("#desk-view").hidden = !loggedIn;
-  $("#logout").hidden = !loggedIn;
-  $("#whoami").hidden = !loggedIn;
-}
-
-function signOut(message = "") {
-  state.token = null;
-  state.me = null;
-  sessionStorage.removeItem(TOKEN_KEY);
-  showView(false);
-  const form = $("#login-form");
-  clearErrors(form);
-  form.reset();
-  errorSlot(form, "").textContent = message;
-  $("#login-username").focus();
-}
-
-async function startDesk() {
-  state.me = await api("GET", "/auth/me");
-  if (!localStorage.getItem(LANG_KEY) && state.me.language !== language()) {
-    switchLanguage(state.me.language, false);
-  }
-  renderWhoami();
-  showView(true);
-  renderPlaces();
-  $("#lookup-phone").focus();
-  await loadRecent();
-}
-
-function renderWhoami() {
-  if (!state.me) return;
-  $("#whoami").textContent =
-    `${state.me.full_name || state.me.username} · ${label("role", state.me.role)}`;
-}
-
-$("#login-form").addEventListener("submit", (event) => {
-  event.preventDefault();
-  const form = event.currentTarget;
-  submitting(form, async () => {
-    const data = await api("POST", "/auth/token", {
-      form: { username: form.username.value, password: form.password.value },
-    });
-    state.token = data.access_token;
-    sessionStorage.setItem(TOKEN_KEY, state.token);
-    form.reset();
-    await startDesk();
-  });
-});
-
-$("#logout").addEventListener("click", () => signOut());
 
 // -- caller lookup ------------------------------------------------------------------------------
 $("#lookup-form").addEventListener("submit", (event) => {
@@ -311,7 +184,7 @@ async function updateDuplicateHint() {
   const point = selectedPoint();
   const category = $("#ticket-form").category.value;
   const seq = ++hintSeq;
-  if (!point || !state.token) {
+  if (!point || !session.token) {
     box.hidden = true;
     return;
   }
@@ -409,7 +282,7 @@ function slaTable(clocks) {
       h("th", {}, t("sla.state")))),
     h("tbody", {}, clocks.map((c) => h("tr", {},
       h("td", {}, label("clock", c.clock)),
-      h("td", {}, h("time", { datetime: c.due_at }, formatTime(c.due_at)),
+      h("td", {}, h("time", { datetime: c.due_at }, dateTime(c.due_at)),
         c.stopped_at ? "" : h("span", { class: "muted" }, ` (${relative(c.due_at)})`)),
       h("td", {}, badge("clockState", c.state))))));
 }
@@ -504,7 +377,7 @@ function renderRecent() {
       h("td", {}, label("category", tk.category)),
       h("td", {}, badge("priority", tk.priority)),
       h("td", {}, badge("status", tk.status)),
-      h("td", { class: "when" }, formatTime(tk.created_at)),
+      h("td", { class: "when" }, dateTime(tk.created_at)),
       h("td", { class: "address" }, tk.address || "")));
   }
 }
@@ -542,7 +415,7 @@ function renderDetail() {
   const reporter = [tk.reporter_name, tk.reporter_phone].filter(Boolean).join(" · ");
   const resolution = [tk.resolution_code, tk.resolution_note].filter(Boolean).join(" — ");
   const callback = tk.callback_outcome
-    ? `${label("outcome", tk.callback_outcome)} · ${formatTime(tk.callback_at)}` : null;
+    ? `${label("outcome", tk.callback_outcome)} · ${dateTime(tk.callback_at)}` : null;
   fill(box,
     h("h3", { class: "detail-head" }, tk.number, " ", label("category", tk.category), " ",
       badge("status", tk.status), " ", badge("priority", tk.priority)),
@@ -551,8 +424,8 @@ function renderDetail() {
       field("detail.channel", label("channel", tk.channel)),
       field("detail.reporter", reporter),
       field("detail.address", tk.address),
-      field("detail.created", formatTime(tk.created_at)),
-      field("detail.updated", formatTime(tk.updated_at)),
+      field("detail.created", dateTime(tk.created_at)),
+      field("detail.updated", dateTime(tk.updated_at)),
       field("detail.resolution", resolution),
       field("detail.callback", callback),
       field("detail.closeReason", tk.close_reason)),
@@ -561,7 +434,7 @@ function renderDetail() {
     tk.links.length ? h("h4", {}, t("detail.links")) : null,
     tk.links.length ? h("ul", {}, tk.links.map((link) => h("li", {},
       t("link.duplicate_of", { a: numberOf(link.ticket_id), b: numberOf(link.linked_ticket_id) }),
-      " · ", formatTime(link.created_at)))) : null,
+      " · ", dateTime(link.created_at)))) : null,
     h("h4", {}, t("detail.actions")),
     actions(tk),
     h("h4", {}, t("detail.trail")),
@@ -569,7 +442,7 @@ function renderDetail() {
       h("thead", {}, h("tr", {}, ["trail.at", "trail.who", "trail.what", "trail.note"]
         .map((k) => h("th", {}, t(k))))),
       h("tbody", {}, tk.events.map((e) => h("tr", {},
-        h("td", { class: "when" }, formatTime(e.at)),
+        h("td", { class: "when" }, dateTime(e.at)),
         h("td", {}, e.actor || t("trail.system")),
         h("td", {}, label("event", e.kind),
           e.from_status || e.to_status
@@ -637,57 +510,38 @@ function actions(tk) {
     : h("p", { class: "muted" }, t("detail.noActions"));
 }
 
-// -- language and keyboard ----------------------------------------------------------------------
-function switchLanguage(lang, remember = true) {
-  setLanguage(lang);
-  if (remember) localStorage.setItem(LANG_KEY, lang);
-  translatePage();
-  if (state.token) {
-    renderWhoami();
+// -- keyboard and start --------------------------------------------------------------------------
+/** Everything built from data, again in the new language. */
+function rerender() {
+  renderLookup();
+  renderPlaces();
+  renderCreated();
+  renderRecent();
+  renderDetail();
+  scheduleDuplicateHint(); // asks again: the hint is built from the server's answer
+}
+
+boot({
+  titleKey: "app.title",
+  start: async () => {
+    // the user's language may differ from the page's, and a desk signed out and in again still
+    // shows the last lookup; the recent tickets are rendered once loaded
     renderLookup();
     renderPlaces();
     renderCreated();
-    renderRecent();
     renderDetail();
-    scheduleDuplicateHint(); // asks again: the hint is built from the server's answer
-  }
-}
-
-$("#lang-toggle").addEventListener("click", () => {
-  switchLanguage(language() === "en" ? "zh-CN" : "en");
+    $("#lookup-phone").focus();
+    await loadRecent();
+  },
+  rerender,
+  shortcuts: {
+    KeyL: () => { $("#lookup-phone").focus(); $("#lookup-phone").select(); },
+    KeyN: focusNewTicket,
+    KeyT: () => ($("#recent-table tbody button") || $("#recent-refresh")).focus(),
+    KeyD: () => $("#detail-panel").focus(),
+  },
 });
-
-const SHORTCUTS = {
-  KeyL: () => { $("#lookup-phone").focus(); $("#lookup-phone").select(); },
-  KeyN: focusNewTicket,
-  KeyT: () => ($("#recent-table tbody button") || $("#recent-refresh")).focus(),
-  KeyD: () => $("#detail-panel").focus(),
-};
-
-document.addEventListener("keydown", (event) => {
-  if (!event.altKey || event.ctrlKey || event.metaKey) return;
-  if (event.code === "KeyG") {
-    event.preventDefault();
-    $("#lang-toggle").click();
-    return;
-  }
-  const action = state.token && SHORTCUTS[event.code];
-  if (action) {
-    event.preventDefault();
-    action();
-  }
-});
-
-// -- start --------------------------------------------------------------------------------------
-setLanguage(initialLanguage(localStorage.getItem(LANG_KEY), navigator.languages));
-translatePage();
-if (state.token) {
-  // a 401 has already sent the agent back to the login; anything else is said there too
-  startDesk().catch((error) => { if (state.token) signOut(error.message); });
-} else {
-  signOut();
-}
 // Other agents log tickets too; refresh the list while the page is visible.
 setInterval(() => {
-  if (state.token && document.visibilityState === "visible") refreshAfterChange();
+  if (session.token && document.visibilityState === "visible") refreshAfterChange();
 }, 30000);

@@ -4,14 +4,13 @@
 // and revoking one after a confirmation (DELETE /devices/{id}). Dispatchers, managers and admins
 // (the API decides). DOM is built with textContent only.
 import "./devices-i18n.js";
-import { $, api, ApiError, boot, clock, fill, formatTime, h, session, t } from "./console.js";
+import { $, api, ApiError, boot, clock, dateTime, fill, h, session, t } from "./console.js";
 
 const POLL_MS = 2000;
 const LIST_MS = 15000;
 const state = { techs: [], pairing: null, revoke: null, listTimer: null, forbidden: false, notice: null };
 
 const nameOf = (tech) => tech.full_name || tech.username;
-const when = (iso) => formatTime(iso, { dateStyle: "short", timeStyle: "short" });
 
 function showError(error) {
   if (!(error instanceof ApiError)) throw error;
@@ -35,7 +34,7 @@ async function load() {
 function presence(d) {
   if (!d.presence) return h("span", { class: "badge presence-none" }, t("dev.never"));
   return h("span", { class: `badge presence-${d.presence}` },
-    t(d.presence === "online" ? "dev.online" : "dev.offline", { time: when(d.presence_at) }));
+    t(d.presence === "online" ? "dev.online" : "dev.offline", { time: dateTime(d.presence_at) }));
 }
 
 function deviceRow(tech, d) {
@@ -45,8 +44,8 @@ function deviceRow(tech, d) {
   h("td", {}, d.name),
   h("td", {}, h("code", {}, d.id)),
   h("td", {}, d.revoked_at ? "" : presence(d)),
-  h("td", {}, when(d.created_at)),
-  h("td", {}, d.revoked_at ? when(d.revoked_at) : ""),
+  h("td", {}, dateTime(d.created_at)),
+  h("td", {}, d.revoked_at ? dateTime(d.revoked_at) : ""),
   h("td", { class: "actions" }, d.revoked_at ? "" : h("button", {
     type: "button", class: "secondary danger-text", "aria-label": t("dev.revoke.aria", { device: d.name, name: nameOf(tech) }),
     onclick: () => askRevoke(tech, d),

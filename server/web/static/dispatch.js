@@ -3,9 +3,10 @@
 // crews and one-click assignment. Live over /api/v1/live.
 /* global L */
 import {
-  $, api, ApiError, boot, clock, distance, fill, formatTime, h, label, Live, livePill, minutes, t,
+  $, api, ApiError, boot, clock, dateTime, distance, fill, formatTime, h, label, Live, livePill,
+  minutes, t,
 } from "./console.js";
-import { CREW_COLORS, CrewLayer, roadLayer } from "./map.js";
+import { baseMap, CREW_COLORS, CrewLayer } from "./map.js";
 
 const STATUS_COLORS = {
   new: "#d93025", assigned: "#e37400", accepted: "#f9ab00", en_route: "#1a73e8", on_site: "#1e8e3e",
@@ -32,27 +33,10 @@ window.crewlineLive = state.stats; // read by the console benchmark
 window.crewlineConsole = state; // read by the browser tests
 
 // -- map ------------------------------------------------------------------------------------------
-function fetchTile(z, x, y) {
-  return api("GET", `/console/basemap/${z}/${x}/${y}.json`);
-}
-
 function initMap() {
   if (state.map) return;
-  const cfg = state.config;
-  const map = L.map("map", {
-    preferCanvas: true, attributionControl: false, zoomControl: true,
-    minZoom: cfg.min_zoom, maxZoom: cfg.max_zoom,
-  });
+  const map = baseMap(state.config);
   state.map = map;
-  if (cfg.tile_url) {
-    L.tileLayer(cfg.tile_url, { maxZoom: cfg.max_zoom }).addTo(map);
-  } else {
-    roadLayer(fetchTile, { minZoom: cfg.min_zoom, maxZoom: cfg.max_zoom }).addTo(map);
-  }
-  $("#attribution").textContent = cfg.attribution;
-  const b = cfg.bounds;
-  if (b) map.fitBounds([[b[1], b[0]], [b[3], b[2]]], { maxZoom: 15 });
-  else map.setView([60.17, 24.94], 13);
   state.outages = L.layerGroup().addTo(map);
   state.routes = L.layerGroup().addTo(map);
   state.crews = new CrewLayer({
@@ -303,7 +287,7 @@ function renderDetail() {
       fact(t("detail.address"), tk.address),
       fact(t("new.description"), tk.description),
       fact(t("detail.channel"), label("channel", tk.channel)),
-      fact(t("detail.created"), formatTime(tk.created_at, { dateStyle: "short", timeStyle: "short" }))),
+      fact(t("detail.created"), dateTime(tk.created_at))),
   ];
   if (d.suggestions) parts.push(renderSuggestions(d.suggestions, tk));
   if (d.assignment) parts.push(renderAssignment(d.assignment, tk));

@@ -2,8 +2,8 @@
 // day's exceptions, and plan compliance for the day. Reads /api/v1/inspections/* (managers and
 // dispatchers); reason codes are shown in the user's language from /inspections/reasons.
 /* global L */
-import { $, api, ApiError, boot, fill, formatTime, h, language, t } from "./console.js";
-import { roadLayer } from "./map.js";
+import { $, api, ApiError, boot, dateTime, fill, formatTime, h, language, t } from "./console.js";
+import { baseMap } from "./map.js";
 
 const VERDICT_COLORS = { accepted: "#1e8e3e", ok: "#1e8e3e", rejected: "#d93025", replay: "#d93025" };
 const state = {
@@ -14,16 +14,8 @@ window.crewlineInspections = state; // read by the browser tests
 
 function initMap(cfg) {
   if (state.map) return;
-  const map = L.map("map", { preferCanvas: true, attributionControl: false, minZoom: cfg.min_zoom,
-    maxZoom: cfg.max_zoom });
-  state.map = map;
-  if (cfg.tile_url) L.tileLayer(cfg.tile_url, { maxZoom: cfg.max_zoom }).addTo(map);
-  else roadLayer((z, x, y) => api("GET", `/console/basemap/${z}/${x}/${y}.json`)).addTo(map);
-  $("#attribution").textContent = cfg.attribution;
-  const b = cfg.bounds;
-  if (b) map.fitBounds([[b[1], b[0]], [b[3], b[2]]], { maxZoom: 15 });
-  else map.setView([60.17, 24.94], 13);
-  state.layer = L.layerGroup().addTo(map);
+  state.map = baseMap(cfg);
+  state.layer = L.layerGroup().addTo(state.map);
 }
 
 function reason(code) {
@@ -172,7 +164,7 @@ function renderCompliance(c) {
 function renderExceptions(items) {
   fill($("#exceptions"), items.length
     ? items.map((x) => h("li", { dataset: { kind: x.kind } }, h("strong", {}, reason(x.kind)), " · ",
-      formatTime(x.at, { dateStyle: "short", timeStyle: "short" })))
+      dateTime(x.at)))
     : h("li", { class: "muted" }, t("insp.noExceptions")));
 }
 

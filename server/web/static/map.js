@@ -1,6 +1,7 @@
 // Map pieces on top of Leaflet (vendored: /static/vendor/leaflet/leaflet.js, window.L):
 // the built-in vector basemap of the road graph and a canvas layer for thousands of live crews.
 /* global L */
+import { api } from "./console.js";
 
 const TILE = 256;
 
@@ -25,7 +26,7 @@ const STYLE_BY_CLASS = new Map(ROAD_STYLE.map((s, i) => [s[0], { order: i, casin
 const OTHER = { order: -1, casing: 2, width: 1, color: "#ffffff" };
 
 /** The road graph as vector tiles, drawn on canvas: a basemap that works offline. */
-export function roadLayer(fetchTile, options = {}) {
+function roadLayer(fetchTile, options = {}) {
   const Roads = L.GridLayer.extend({
     createTile(coords, done) {
       const tile = document.createElement("canvas");
@@ -39,6 +40,27 @@ export function roadLayer(fetchTile, options = {}) {
     },
   });
   return new Roads({ tileSize: TILE, className: "roads-basemap", ...options });
+}
+
+/**
+ * The map in #map of a console page, from `GET /console/config`: the configured tile server or
+ * else the road basemap, fitted to the data's bounds; the footer's #attribution names the source.
+ * `options` are Leaflet's map options on top of the shared ones.
+ */
+export function baseMap(cfg, options = {}) {
+  const map = L.map("map", { preferCanvas: true, attributionControl: false, minZoom: cfg.min_zoom,
+    maxZoom: cfg.max_zoom, ...options });
+  if (cfg.tile_url) {
+    L.tileLayer(cfg.tile_url, { maxZoom: cfg.max_zoom }).addTo(map);
+  } else {
+    roadLayer((z, x, y) => api("GET", `/console/basemap/${z}/${x}/${y}.json`),
+      { minZoom: cfg.min_zoom, maxZoom: cfg.max_zoom }).addTo(map);
+  }
+  document.getElementById("attribution").textContent = cfg.attribution;
+  const b = cfg.bounds;
+  if (b) map.fitBounds([[b[1], b[0]], [b[3], b[2]]], { maxZoom: 15 });
+  else map.setView([60.17, 24.94], 13);
+  return map;
 }
 
 function drawRoads(tile, data, coords, ratio) {

@@ -2,8 +2,8 @@
 // change its ETR, move it through its states (restore). Live: other dispatchers' changes and
 // calls absorbed arrive as "changed: outage" and the list reloads.
 /* global L */
-import { $, api, ApiError, boot, fill, formatTime, h, label, Live, livePill, t } from "./console.js";
-import { roadLayer } from "./map.js";
+import { $, api, ApiError, boot, dateTime, fill, h, label, Live, livePill, t } from "./console.js";
+import { baseMap } from "./map.js";
 
 const TYPES = ["water_outage", "low_pressure", "emergency_repair", "planned_maintenance"];
 const STATUS_COLORS = { suspected: "#f9ab00", confirmed: "#d93025", restoring: "#1a73e8" };
@@ -15,15 +15,8 @@ window.crewlineOutages = state; // read by the browser tests
 
 function initMap(cfg) {
   if (state.map) return;
-  const map = L.map("map", { preferCanvas: true, attributionControl: false, minZoom: cfg.min_zoom,
-    maxZoom: cfg.max_zoom, doubleClickZoom: false });
+  const map = baseMap(cfg, { doubleClickZoom: false }); // a double click ends no drawing
   state.map = map;
-  if (cfg.tile_url) L.tileLayer(cfg.tile_url, { maxZoom: cfg.max_zoom }).addTo(map);
-  else roadLayer((z, x, y) => api("GET", `/console/basemap/${z}/${x}/${y}.json`)).addTo(map);
-  $("#attribution").textContent = cfg.attribution;
-  const b = cfg.bounds;
-  if (b) map.fitBounds([[b[1], b[0]], [b[3], b[2]]], { maxZoom: 15 });
-  else map.setView([60.17, 24.94], 13);
   state.areas = L.layerGroup().addTo(map);
   state.draft = L.polygon([], { color: "#111", weight: 2, dashArray: "5 5", fillOpacity: 0.15 }).addTo(map);
   map.on("click", (event) => {
@@ -147,7 +140,7 @@ function renderList() {
           h("span", { class: `badge outage-${o.status}` }, label("outageStatus", o.status)),
           h("span", { class: "badge" }, label("outageType", o.type))),
         h("div", {}, o.area_name),
-        h("div", { class: "muted small" }, o.etr ? t("outages.etrAt", { time: formatTime(o.etr, { dateStyle: "short", timeStyle: "short" }) })
+        h("div", { class: "muted small" }, o.etr ? t("outages.etrAt", { time: dateTime(o.etr) })
           : t("outages.noEtr"), " · ", t("outages.affected", { n: o.affected_customers }), " · ",
         t("outages.linked", { n: o.linked_tickets })),
         h("div", { class: "row" }, etrInput, h("button", {
