@@ -28,6 +28,7 @@ app.add_typer(__import__("server.inspections.cli", fromlist=["inspections_app"])
               name="inspections")
 app.command("bridge")(__import__("server.devices.cli", fromlist=["bridge"]).bridge)
 app.command("simulate")(__import__("server.devices.cli", fromlist=["simulate"]).simulate)
+app.add_typer(__import__("server.devices.cli", fromlist=["devices_app"]).devices_app, name="devices")
 err = Console(stderr=True)
 
 

@@ -19,6 +19,7 @@ BLUEPRINTS = {
     "notifications": notification_tasks,
     "outages": __import__("server.outages.tasks", fromlist=["blueprint"]).blueprint,
     "inspections": __import__("server.inspections.tasks", fromlist=["blueprint"]).blueprint,
+    "devices": __import__("server.devices.tasks", fromlist=["blueprint"]).blueprint,
 }
 
 

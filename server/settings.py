@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     pairing_max_failures: int = Field(5, ge=1, le=1000)  # wrong codes per client address ...
     pairing_lockout_minutes: float = Field(15.0, gt=0, le=24 * 60)  # ... within this window
     pairing_max_failures_total: int = Field(200, ge=1)  # from all addresses, same window
+    # -- handset data retention (server/devices/retention.py, docs/operations.md) --
+    device_retention_cron: str = "17 * * * *"  # hourly
+    # uplink messages: applied and this old, and the device heard from this long after them
+    device_message_retention_days: int = Field(30, ge=1, le=3650)
+    # downlink: acknowledged by the handset (or its device revoked) and this old
+    device_downlink_retention_days: int = Field(30, ge=1, le=3650)
+    device_dead_letter_retention_days: int = Field(90, ge=1, le=3650)
+    device_retention_batch: int = Field(5000, ge=10, le=100_000)  # rows per delete transaction
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> Settings:

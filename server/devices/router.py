@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import structlog
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlalchemy.orm import Session
@@ -12,15 +14,22 @@ from starlette.concurrency import run_in_threadpool
 from server.auth.deps import get_clock, get_session, require
 from server.auth.service import Principal
 from server.core.clock import Clock
-from server.core.errors import CrewlineError, NotAuthenticated
-from server.devices import attachments, service
+from server.core.errors import CrewlineError, InvalidInput, NotAuthenticated
+from server.devices import attachments, dead_letters, service
 from server.devices.broker import BrokerAdmin, MosquittoFilesAdmin
-from server.devices.schemas import DeviceCreated, DeviceIn, DeviceOut, TechnicianDevices
+from server.devices.schemas import (
+    DeadLetterOut,
+    DeviceCreated,
+    DeviceIn,
+    DeviceOut,
+    TechnicianDevices,
+)
 from server.models import Role
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 MANAGE = (Role.dispatcher, Role.manager)  # admin is always allowed
+OPERATE = (Role.manager,)  # dead letters: link operations (admin is always allowed)
 
 
 def get_broker_admin(request: Request) -> BrokerAdmin:
@@ -58,6 +67,32 @@ def technicians(include_revoked: bool = True, _: Principal = Depends(require(*MA
                 session: Session = Depends(get_session)) -> list[TechnicianDevices]:
     """Technicians with their handsets (the console's Devices page); before /{device_id}."""
     return service.technicians(session, include_revoked=include_revoked)
+
+
+@router.get("/dead-letters", response_model=list[DeadLetterOut])
+def list_dead_letters(device_id: str | None = Query(None, min_length=1, max_length=64),
+                      reason: str | None = Query(None, pattern=r"^[a-z_]{1,32}$"),
+                      since: datetime | None = Query(
+                          None, description="only letters received at or after this time "
+                                            "(ISO 8601 with a UTC offset)"),
+                      before_id: int | None = Query(None, ge=1),
+                      limit: int = Query(50, ge=1, le=200),
+                      _: Principal = Depends(require(*OPERATE)),
+                      session: Session = Depends(get_session)) -> list[DeadLetterOut]:
+    """Uplink payloads the bridge refused, newest first (page with ``before_id``); before
+    /{device_id}."""
+    if since is not None and since.tzinfo is None:
+        raise InvalidInput("since needs a UTC offset, e.g. 2026-01-05T08:00:00+08:00",
+                           field="since")
+    return dead_letters.list_dead_letters(session, device_id=device_id, reason=reason,
+                                          since=since, before_id=before_id, limit=limit)
+
+
+@router.get("/dead-letters/{letter_id}", response_model=DeadLetterOut)
+def get_dead_letter(letter_id: int, _: Principal = Depends(require(*OPERATE)),
+                    session: Session = Depends(get_session)) -> DeadLetterOut:
+    """One dead letter with its whole payload."""
+    return dead_letters.get_dead_letter(session, letter_id)
 
 
 @router.get("/{device_id}", response_model=DeviceOut)

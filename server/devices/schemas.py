@@ -46,3 +46,25 @@ class MqttCredentials(BaseModel):
 class DeviceCreated(BaseModel):
     device: DeviceOut
     mqtt: MqttCredentials
+
+
+class DeadLetterOut(BaseModel):
+    """An uplink payload the bridge refused (docs/protocol.md "Delivery"). The raw bytes are in
+    ``payload_base64``; ``preview`` is their UTF-8 reading (invalid bytes as U+FFFD), cut at
+    ``PREVIEW_BYTES``."""
+
+    id: int
+    received_at: datetime
+    device_id: str | None
+    topic: str
+    reason: str = Field(description="bad_topic, unknown_kind, oversize, malformed_json, "
+                                    "schema_invalid, unknown_device, revoked_device, "
+                                    "unsupported_kind, unstorable")
+    detail: str
+    payload_bytes: int = Field(description="the size of the raw payload")
+    payload_base64: str = Field(description="the raw payload, base64 (in a list: at most the "
+                                            "first 64 KiB, see payload_truncated)")
+    payload_truncated: bool
+    preview: str
+    preview_truncated: bool
+    valid_utf8: bool

@@ -3,7 +3,14 @@
 from server.models.base import SRID, Base
 from server.models.crews import Crew, CrewMember, CrewPosition
 from server.models.customers import Customer, CustomerPhone, ServicePoint
-from server.models.devices import Device, DeviceAttachment, DeviceDeadLetter, DeviceDownlink, DeviceMessage
+from server.models.devices import (
+    Device,
+    DeviceAttachment,
+    DeviceDeadLetter,
+    DeviceDownlink,
+    DeviceMessage,
+    DeviceUplinkSeen,
+)
 from server.models.dispatch import Assignment, RoadEdge, RoadVertex
 from server.models.inspections import (
     ChainHead,
@@ -41,6 +48,7 @@ __all__ = [
     "DeviceDeadLetter",
     "DeviceDownlink",
     "DeviceMessage",
+    "DeviceUplinkSeen",
     "InspectionAlert",
     "InspectionAttachment",
     "InspectionPlan",

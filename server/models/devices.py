@@ -92,6 +92,19 @@ class DeviceDeadLetter(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class DeviceUplinkSeen(Base):
+    """The newest uplink message stored per device, as far as the retention task has read
+    ``device_messages`` (server/devices/retention.py): a message's dedup key is kept until the
+    device has been heard from long after it."""
+
+    __tablename__ = "device_uplink_seen"
+
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    last_message_id: Mapped[int] = mapped_column(BigInteger)
+    last_received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class DeviceDownlink(Base):
     """A server → handset message, sequenced per device and kept: the bridge publishes rows whose
     ``published_at`` is NULL (set again by a resync) and stamps them after the broker's PUBACK."""

@@ -21,7 +21,8 @@ TABLES = (
     "inspection_round_sites", "inspection_rounds", "inspection_plan_sites", "inspection_plans",
     "inspection_site_profiles", "inspection_checklist_templates", "inspection_site_types",  # inspections
     "device_pairing_failures", "device_pairing_codes",  # devices: pairing
-    "device_attachments", "device_downlink", "device_messages", "device_dead_letters", "devices",  # devices
+    "device_uplink_seen", "device_attachments", "device_downlink", "device_messages",
+    "device_dead_letters", "devices",  # devices
     "dispatch_assignments", "crew_positions", "crew_members", "crews",  # dispatch
     "tag_scans", "tag_events", "tags", "sites",  # tags
     "outage_subscriptions", "outage_tickets", "outage_events", "outages",  # outages
