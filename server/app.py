@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
 from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as SqlPoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.auth.router import router as auth_router
 from server.auth.service import ActiveUserCache
 from server.core.clock import Clock, SystemClock
-from server.core.db import make_engine, make_sessionmaker
+from server.core.db import AsyncDatabase, make_engine, make_sessionmaker
 from server.core.errors import CrewlineError
 from server.core.logging import configure_logging
 from server.customers.router import router as customers_router
@@ -37,7 +42,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_json)
     production = settings.env is Environment.production
-    app = FastAPI(title="Crewline", version="0.1.0",
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.async_db.close()
+
+    app = FastAPI(lifespan=lifespan, title="Crewline", version="0.1.0",
                   description="Field service and dispatch for utilities. " + ATTRIBUTION,
                   # the interactive docs are for developers; production serves no schema
                   docs_url=None if production else "/docs",
@@ -47,6 +58,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessionmaker = make_sessionmaker(engine)
+    app.state.async_db = AsyncDatabase(settings)
     app.state.clock = clock or SystemClock()
     app.state.user_cache = ActiveUserCache()
 
@@ -71,6 +83,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         code = _HTTP_CODES.get(exc.status_code, "error")
         return JSONResponse({"error": {"code": code, "message": str(exc.detail)}},
                             status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(PoolTimeout)
+    @app.exception_handler(SqlPoolTimeout)
+    async def _busy(_: Request, exc: Exception) -> JSONResponse:
+        # every pooled database connection stayed busy for the pool's whole timeout
+        return JSONResponse({"error": {"code": "service_busy",
+                                       "message": "the service is overloaded; try again shortly"}},
+                            status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
@@ -41,7 +42,9 @@ def normalize(raw: str, region: str = "CN", *, field: str = "phone") -> str:
     raise InvalidInput(f"{raw!r} is not a valid phone number (region {region})", field=field)
 
 
+@lru_cache(maxsize=65536)
 def kind(e164: str) -> str:
+    """mobile, landline or other (cached: the SMS rules ask for every message)."""
     number = phonenumbers.parse(e164)
     t = phonenumbers.number_type(number)
     if t in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):

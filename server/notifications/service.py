@@ -21,7 +21,9 @@ import structlog
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from server.core import sqlplan
 from server.core.errors import InvalidInput
+from server.core.sqlplan import Plan, Step
 from server.customers import phones
 from server.models import Ticket
 from server.models.notifications import SmsInbound, SmsMessage, SmsTemplate
@@ -167,8 +169,15 @@ class TicketRecipient:
 
 def _queue_ticket_sms(session: Session, r: TicketRecipient, key: TemplateKey, now: datetime,
                       values: dict[str, str] | None = None) -> int | None:
+    return sqlplan.run(session, _ticket_sms_plan(r, key, now, values))
+
+
+def _ticket_sms_plan(r: TicketRecipient, key: TemplateKey, now: datetime,
+                     values: dict[str, str] | None = None, *,
+                     fetch: bool = True) -> Plan[int | None]:
     """The rules of every ticket SMS: the reporter's mobile first, then the customer's; the
-    customer's consent; opt-outs (in the INSERT); one identical message per ticket."""
+    customer's consent; opt-outs (in the INSERT); one identical message per ticket. Returns the
+    outbox id (``None`` if nobody to text, a repeat, or ``fetch=False``: not waited for)."""
     to = next((n for n in (r.reporter_phone, r.customer_mobile) if _is_mobile(n)), None)
     if to is None:
         return None
@@ -176,13 +185,14 @@ def _queue_ticket_sms(session: Session, r: TicketRecipient, key: TemplateKey, no
     rendered = templates.render(key, language,
                                 {"number": f"CL-{r.ticket_id:07d}", **(values or {})},
                                 override=r.override)
-    return session.execute(_INSERT, {
+    row = yield Step(_INSERT, {
         "ticket_id": r.ticket_id, "customer_id": r.customer_id, "to": to, "language": language,
         "template": key.value, "body": rendered.body, "encoding": rendered.encoding,
         "segments": rendered.segments,
         "urgent": key in templates.URGENT or r.priority == "emergency",
         "dedupe_key": _dedupe_key(f"ticket:{r.ticket_id}", key.value, to, rendered.body),
-        "no_consent": r.consent is False, "now": now}).scalar_one_or_none()
+        "no_consent": r.consent is False, "now": now}, fetch=fetch)
+    return row.id if row is not None else None
 
 
 def enqueue_for_ticket(session: Session, ticket_id: int, key: TemplateKey, now: datetime,
@@ -210,13 +220,14 @@ RECEIPT_CONTEXT_COLUMNS = """
 """
 
 
-def enqueue_receipt(session: Session, *, ticket_id: int, customer_id: int | None, language: str,
-                    priority: str, reporter_phone: str | None, context, now: datetime) -> int | None:
-    """The "ticket received" SMS of a new ticket, queued with one INSERT: ``context`` is the row
-    holding :data:`RECEIPT_CONTEXT_COLUMNS`, read when the ticket was written."""
-    return _queue_ticket_sms(session, TicketRecipient(
+def receipt_plan(*, ticket_id: int, customer_id: int | None, language: str, priority: str,
+                 reporter_phone: str | None, context, now: datetime) -> Plan[None]:
+    """The "ticket received" SMS of a new ticket, queued with one INSERT that the intake does not
+    wait for (it goes with the commit): ``context`` is the row holding
+    :data:`RECEIPT_CONTEXT_COLUMNS`, read when the ticket was written."""
+    return _ticket_sms_plan(TicketRecipient(
         ticket_id, customer_id, language, priority, reporter_phone, context.sms_customer_mobile,
-        context.sms_consent, context.sms_override), TemplateKey.ticket_received, now)
+        context.sms_consent, context.sms_override), TemplateKey.ticket_received, now, fetch=False)
 
 
 def on_ticket_event(session: Session, ticket_id: int, kind: str, now: datetime) -> int | None:

@@ -1,4 +1,4 @@
-"""Call absorption: the two hooks other domains call. Imports nothing from them (tickets and
+"""Call absorption: the hooks other domains call. Imports nothing from them (tickets and
 customers import this module), and each hook is one SQL round trip (or none: a subquery)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
-from sqlalchemy.orm import Session
 
+from server.core.sqlplan import Plan, Step
 from server.outages import sql
 from server.outages.schemas import OutageHint
 from server.outages.words import type_word
@@ -44,10 +44,10 @@ SELECT outage_id FROM l
 """)
 
 
-def absorb_ticket(session: Session, ticket_id: int, now: datetime) -> int | None:
-    """Called by ``tickets.service.create`` in its transaction: link the new ticket to the active
-    outage that explains it. Returns the outage id, or None. One round trip."""
-    return session.execute(_ABSORB, {"ticket_id": ticket_id, "now": now}).scalar_one_or_none()
+def absorb_plan(ticket_id: int, now: datetime) -> Plan[None]:
+    """A step of the ticket intake's plan, in its transaction: link the new ticket to the active
+    outage that explains it. Not waited for: it goes with the commit."""
+    yield Step(_ABSORB, {"ticket_id": ticket_id, "now": now}, fetch=False)
 
 
 # The caller-ID lookup's per-customer column (``c`` is the customer row): the active or

@@ -10,18 +10,19 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from geoalchemy2.shape import to_shape
-from sqlalchemy import func, or_, select, text
+from sqlalchemy import or_, select, text
 from sqlalchemy.orm import Session
 
 from server.auth.service import Principal
+from server.core import sqlplan
 from server.core.errors import Conflict, Forbidden, InvalidInput, InvalidTransition, NotFound
-from server.core.schemas import PointIn, PointOut
+from server.core.schemas import PointOut
+from server.core.sqlplan import Plan, Step
 from server.customers import phones
 from server.devices import work_orders  # [devices]
-from server.models import SRID, Customer, Role, ServicePoint, SlaClock, Ticket, TicketEvent, TicketLink, User
+from server.models import SRID, Role, SlaClock, Ticket, TicketEvent, TicketLink, User
 from server.notifications import service as notifications  # [notifications]
-from server.outages.absorb import absorb_ticket as absorb_into_outage  # [outages]
+from server.outages.absorb import absorb_plan  # [outages]
 from server.settings import Settings
 from server.tickets import sla
 from server.tickets.lifecycle import (
@@ -123,71 +124,74 @@ def find_duplicates(session: Session, *, category: str, lon: float, lat: float, 
 
 def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
            policy: Policy) -> tuple[TicketOut, list[TicketSummary]]:
-    customer: Customer | None = None
-    location = None
+    """:func:`create_plan` in the session's transaction (jobs, CLI, demo, tests)."""
+    return sqlplan.run(session, create_plan(data, actor, now, policy))
+
+
+def create_plan(data: TicketIn, actor: Principal, now: datetime,
+                policy: Policy) -> Plan[tuple[TicketOut, list[TicketSummary]]]:
+    """Log a ticket: place it, write it with its audit event and SLA clocks, queue its
+    "received" SMS, link it to an active outage that explains it. Returns the ticket and the open
+    tickets nearby it may duplicate. A plan (:mod:`server.core.sqlplan`): the HTTP intake runs it
+    on the event loop's async driver, everything else on a session."""
+    customer = None  # row of _CUSTOMER
+    lon = lat = None
     address = data.address
     service_point_id = data.service_point_id
     if data.customer_id is not None:
-        customer = session.get(Customer, data.customer_id)
+        customer = yield Step(_CUSTOMER, {"id": data.customer_id})
         if customer is None:
             raise InvalidInput(f"customer {data.customer_id} does not exist", field="customer_id")
     if service_point_id is not None:
-        sp = session.get(ServicePoint, service_point_id)
+        sp = yield Step(_SERVICE_POINT, {"id": service_point_id})
         if sp is None:
             raise InvalidInput(f"service point {service_point_id} does not exist",
                                field="service_point_id")
         if customer is not None and sp.customer_id != customer.id:
             raise InvalidInput(f"service point {service_point_id} does not belong to customer "
                                f"{customer.id}", field="service_point_id")
-        customer = customer or session.get(Customer, sp.customer_id)
-        location, address = sp.geom, address or sp.address
+        if customer is None:
+            customer = yield Step(_CUSTOMER, {"id": sp.customer_id})
+        lon, lat, address = sp.lon, sp.lat, address or sp.address
     elif data.location is not None:
-        location = data.location  # lon/lat as given: no geometry object needed
-    elif customer is not None and len(customer.service_points) == 1:
-        sp = customer.service_points[0]
-        service_point_id, location, address = sp.id, sp.geom, address or sp.address
+        lon, lat = data.location.lon, data.location.lat
+    elif customer is not None and customer.only_sp_id is not None:
+        service_point_id, lon, lat = customer.only_sp_id, customer.only_sp_lon, customer.only_sp_lat
+        address = address or customer.only_sp_address
     elif address:
         # a caller who is not the account holder names a street address: place it where a known
         # service point has that address (the utility's own address book is the geocoder)
-        location = session.scalar(
-            select(ServicePoint.geom).where(func.lower(ServicePoint.address) == address.lower())
-            .order_by(ServicePoint.id).limit(1))
-    if location is None and data.category in FIELD_CATEGORIES:
+        place = yield Step(_ADDRESS, {"address": address})
+        if place is not None:
+            lon, lat = place.lon, place.lat
+    if lon is None and data.category in FIELD_CATEGORIES:
         hint = (f"the address {address!r} is not a known service address; " if address else "")
         raise InvalidInput(f"a {data.category.value} ticket needs a place: {hint}give "
                            "service_point_id or location", field="location")
     reporter_phone = (phones.normalize(data.reporter_phone, policy.region, field="reporter_phone")
                       if data.reporter_phone else None)
-    if location is None:
-        lon = lat = None
-    elif isinstance(location, PointIn):
-        lon, lat = location.lon, location.lat
-    else:
-        shape = to_shape(location)
-        lon, lat = shape.x, shape.y
     values = {
         "category": data.category.value, "priority": data.priority.value,
         "channel": data.channel.value, "customer_id": customer.id if customer else None,
         "service_point_id": service_point_id, "lon": lon, "lat": lat, "address": address,
         "description": data.description,
         "reporter_name": data.reporter_name, "reporter_phone": reporter_phone,
-        "language": data.language or (customer.preferred_language if customer else "zh-CN"),
+        "language": data.language or (customer.language if customer else "zh-CN"),
     }
     # one round trip: duplicates nearby (seen before the insert), the ticket, its audit event
     # with those duplicates, its SLA clocks, and what its "received" SMS needs
-    row = session.execute(_CREATE, {
+    row = yield Step(_CREATE, {
         **values, **_duplicate_params(category=values["category"], lon=values["lon"],
                                       lat=values["lat"], now=now, policy=policy),
         "actor": actor.id, "now": now, "channel_data": json.dumps({"channel": values["channel"]}),
-        "warn_fraction": policy.sla_warning_fraction}).one()
+        "warn_fraction": policy.sla_warning_fraction})
     duplicates = [_summary_row(r) for r in (row.duplicates or [])]
     event_data = {"channel": values["channel"],
                   "possible_duplicates": [t.id for t in duplicates]}
-    notifications.enqueue_receipt(  # [notifications] the "received" SMS, same transaction
-        session, ticket_id=row.id, customer_id=values["customer_id"],
-        language=values["language"], priority=values["priority"],
-        reporter_phone=reporter_phone, context=row, now=now)
-    absorb_into_outage(session, row.id, now)  # [outages] inside an active outage: link to it
+    yield from notifications.receipt_plan(  # [notifications] the "received" SMS, same transaction
+        ticket_id=row.id, customer_id=values["customer_id"], language=values["language"],
+        priority=values["priority"], reporter_phone=reporter_phone, context=row, now=now)
+    yield from absorb_plan(row.id, now)  # [outages] inside an active outage: link to it
     ticket = TicketOut(
         id=row.id, number=f"CL-{row.id:07d}", status=Status.new, created_at=now, updated_at=now,
         sla_level=0, location=PointOut(lon=round(lon, 7), lat=round(lat, 7)) if lon is not None else None,
@@ -201,6 +205,27 @@ def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
                          from_status=None, to_status=Status.new.value, note=None,
                          data=event_data)])
     return ticket, duplicates
+
+
+# Where a ticket is placed from (intake): the customer, with its service point when it has
+# exactly one; a service point; a known service address.
+_CUSTOMER = text("""
+SELECT c.id, c.preferred_language AS language, s.id AS only_sp_id, ST_X(s.geom) AS only_sp_lon,
+       ST_Y(s.geom) AS only_sp_lat, s.address AS only_sp_address
+FROM customers c
+LEFT JOIN LATERAL (
+  SELECT id, geom, address, count(*) OVER () AS n FROM service_points
+  WHERE customer_id = c.id ORDER BY id LIMIT 1) s ON s.n = 1
+WHERE c.id = :id
+""")
+_SERVICE_POINT = text("""
+SELECT id, customer_id, ST_X(geom) AS lon, ST_Y(geom) AS lat, address FROM service_points
+WHERE id = :id
+""")
+_ADDRESS = text("""
+SELECT ST_X(geom) AS lon, ST_Y(geom) AS lat FROM service_points
+WHERE lower(address) = lower(CAST(:address AS varchar)) ORDER BY id LIMIT 1
+""")
 
 
 # Duplicates, the ticket, its "created" audit event, its SLA clocks and the SMS context in one
