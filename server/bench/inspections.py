@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from server.bench.common import bench_database, percentile
+from server.bench.common import bench_database, ensure_bench_user, percentile
 from server.settings import Settings
 
 TECH = "bench-technician"
@@ -31,20 +31,14 @@ ITEMS = [{"key": "pressure", "label": "Pressure", "kind": "number", "unit": "bar
 
 
 def _setup(engine, sites: int) -> tuple[int, list[int]]:
-    from server.auth.service import hash_password
-
+    tech = ensure_bench_user(engine.url.set(drivername="postgresql").render_as_string(
+        hide_password=False), TECH, role="technician", full_name="Bench technician")
     with engine.begin() as conn:
         conn.execute(text(
             "TRUNCATE inspection_alerts, inspection_chain_heads, inspection_records, "
             "inspection_round_sites, inspection_rounds, inspection_plan_sites, inspection_plans, "
             "inspection_site_profiles, inspection_checklist_templates, inspection_site_types, "
             "inspection_attachments, tag_scans, tag_events, tags, sites RESTART IDENTITY CASCADE"))
-        conn.execute(text(
-            "INSERT INTO users (username, full_name, password_hash, role, language, is_active) "
-            "VALUES (:u, 'Bench technician', :h, 'technician', 'en', true) "
-            "ON CONFLICT (username) DO NOTHING"), {"u": TECH, "h": hash_password("x" * 16)})
-        tech = conn.execute(text("SELECT id FROM users WHERE username = :u"),
-                            {"u": TECH}).scalar_one()
         site_ids = conn.execute(text(
             "INSERT INTO sites (name, kind, location, address) "
             "SELECT 'bench site ' || g, 'site', ST_SetSRID(ST_MakePoint(24.9 + g * 1e-4, 60.17), "

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from server.auth.service import Principal
-from server.bench.common import bench_database
+from server.bench.common import bench_database, ensure_bench_user
 from server.core.db import make_engine, make_sessionmaker
 from server.core.logging import configure_logging
 from server.models import Role
@@ -146,11 +146,8 @@ def run(settings: Settings, *, points: int = 100_000, repeat: int = 3, progress=
     url = bench_database(settings, name="crewline_bench_outage")
     libpq = url.replace("+psycopg", "")
     populate_s = populate(libpq, points, progress)
-    with psycopg.connect(libpq) as conn:
-        user_id = conn.execute(
-            "INSERT INTO users (username, full_name, password_hash, role, language, is_active) "
-            "VALUES ('bench-dispatcher', 'Bench', 'x', 'dispatcher', 'en', true) "
-            "ON CONFLICT (username) DO UPDATE SET role = EXCLUDED.role RETURNING id").fetchone()[0]
+    user_id = ensure_bench_user(libpq, "bench-dispatcher", role="dispatcher",
+                                full_name="Bench dispatcher")
     engine = make_engine(settings.model_copy(update={"database_url": url}), pool_size=2)
     sessions = make_sessionmaker(engine)
     actor = Principal(user_id, "bench-dispatcher", Role.dispatcher)
