@@ -15,6 +15,17 @@ def include_object(obj, name, type_, reflected, compare_to):
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
 
 
+def include_name(name, type_, parent_names) -> bool:
+    """Reflect only the tables our models declare: the others (procrastinate's, PostGIS's, the
+    unlogged ``live_changes`` with its ``xid8`` column SQLAlchemy has no type for) are not ours
+    to compare, and reflecting them only produces warnings."""
+    if type_ == "table":
+        from server.models import Base
+
+        return name in Base.metadata.tables
+    return True
+
+
 def alembic_config(database_url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", "server:migrations")

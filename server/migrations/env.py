@@ -6,7 +6,7 @@ from alembic import context
 from geoalchemy2 import alembic_helpers
 from sqlalchemy import create_engine, pool
 
-from server.core.migrate import include_object
+from server.core.migrate import include_name, include_object
 from server.models import Base
 
 config = context.config
@@ -28,6 +28,7 @@ def _run(connection) -> None:
         connection=connection,
         target_metadata=Base.metadata,
         include_object=include_object,
+        include_name=include_name,
         process_revision_directives=alembic_helpers.writer,
         render_item=alembic_helpers.render_item,
         transaction_per_migration=True,

@@ -10,7 +10,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
-from server.core.migrate import alembic_config, current, heads, include_object, upgrade
+from server.core.migrate import (
+    alembic_config,
+    current,
+    heads,
+    include_name,
+    include_object,
+    upgrade,
+)
 from server.models import Base
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_models_match_the_migrations(engine):
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"include_object": include_object})
+        ctx = MigrationContext.configure(conn, opts={"include_object": include_object,
+                                                    "include_name": include_name})
         diff = compare_metadata(ctx, Base.metadata)
     assert diff == []
 
