@@ -120,6 +120,8 @@ class TagScan(Base):
         Index("ix_tag_scans_tag_id", "tag_id", "id"),
         Index("ix_tag_scans_uid", "uid", "id"),
         Index("ix_tag_scans_verdict", "verdict", "id"),
+        # scan trails and exception reports select by when the scan happened
+        Index("ix_tag_scans_at", text("coalesce(scanned_at, received_at)")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
