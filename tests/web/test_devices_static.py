@@ -59,7 +59,8 @@ def test_every_call_of_the_page_needs_a_token(client) -> None:
     assert calls == {("GET", "/api/v1/devices/technicians"), ("POST", "/api/v1/devices/pairing-codes"),
                      ("GET", "/api/v1/devices/pairing-codes/1"),
                      ("DELETE", "/api/v1/devices/pairing-codes/1"), ("DELETE", "/api/v1/devices/1"),
-                     ("POST", "/api/v1/devices/pairing-codes/qr")}
+                     ("POST", "/api/v1/devices/pairing-codes/qr"),
+                     ("GET", "/api/v1/devices/dead-letters"), ("GET", "/api/v1/devices/dead-letters/1")}
     for method, path in sorted(calls):
         for headers in ({}, {"Authorization": "Bearer not-a-token"}):
             r = client.request(method, path, headers=headers, json={"user_id": 1, "payload": "x"})

@@ -2,13 +2,18 @@
 // with a one-time code shown large with its QR code (POST /devices/pairing-codes, the SVG from
 // POST /devices/pairing-codes/qr), followed until used or expired (GET /devices/pairing-codes/{id}),
 // and revoking one after a confirmation (DELETE /devices/{id}). Dispatchers, managers and admins
-// (the API decides). DOM is built with textContent only.
-import "./devices-i18n.js";
-import { $, api, ApiError, boot, clock, dateTime, fill, h, session, t } from "./console.js";
+// (the API decides). Managers and admins also see the dead letters: uplink payloads the bridge
+// refused (GET /devices/dead-letters, filtered and paged; GET /devices/dead-letters/{id} for one
+// whole). DOM is built with textContent only: payloads are hostile input, never parsed as HTML.
+import { DL_REASONS } from "./devices-i18n.js";
+import { $, api, ApiError, boot, clock, dateTime, fill, formatTime, h, language, session, t } from "./console.js";
 
 const POLL_MS = 2000;
 const LIST_MS = 15000;
 const state = { techs: [], pairing: null, revoke: null, listTimer: null, forbidden: false, notice: null };
+const DL_PAGE = 50;
+const DL_ROLES = ["manager", "admin"];
+const dl = { on: false, letters: [], more: false, loading: false, gen: 0, filters: {}, open: null };
 
 const nameOf = (tech) => tech.full_name || tech.username;
 
@@ -29,6 +34,7 @@ async function load() {
     showError(error);
   }
   render();
+  renderDeviceChoices();
 }
 
 function presence(d) {
@@ -82,6 +88,202 @@ function render() {
       : [h("tr", {}, h("td", { colspan: 6, class: "muted" }, t("dev.none")))];
     table.append(h("tbody", { dataset: { tech: tech.id } }, head, rows));
   }
+}
+
+// -- dead letters (managers and admins) -------------------------------------------------------------
+const reasonName = (reason) => (DL_REASONS.includes(reason) ? t(`dl.r.${reason}`) : reason);
+const receivedAt = (iso) => formatTime(iso, { dateStyle: "short", timeStyle: "medium" });
+
+function size(bytes) {
+  const number = (n, digits) => new Intl.NumberFormat(language(), { maximumFractionDigits: digits }).format(n);
+  if (bytes < 1024) return t("dl.bytes", { n: number(bytes, 0) });
+  if (bytes < 1024 * 1024) return t("dl.kib", { n: number(bytes / 1024, 1) });
+  return t("dl.mib", { n: number(bytes / 1024 / 1024, 1) });
+}
+
+function renderReasonChoices() {
+  const select = $("#dl-reason");
+  const chosen = select.value;
+  fill(select, h("option", { value: "" }, t("dl.anyReason")),
+    DL_REASONS.map((r) => h("option", { value: r }, `${t(`dl.r.${r}`)} (${r})`)));
+  select.value = chosen;
+}
+
+function renderDeviceChoices() {
+  if (!dl.on) return;
+  const ids = [...new Set(state.techs.flatMap((tech) => tech.devices.map((d) => d.id)))].sort();
+  fill($("#dl-devices"), ids.map((id) => h("option", { value: id })));
+}
+
+function readFilters() {
+  const filters = {};
+  const device = $("#dl-device").value.trim();
+  if (device) filters.device_id = device;
+  if ($("#dl-reason").value) filters.reason = $("#dl-reason").value;
+  const since = $("#dl-since").value; // local wall time, "2026-01-05T08:00"
+  if (since) {
+    const at = new Date(since);
+    if (Number.isNaN(at.getTime())) return null;
+    filters.since = at.toISOString(); // UTC with its offset ("Z"), as the API wants
+  }
+  return filters;
+}
+
+function dlForbidden() {
+  // the API decides: a role that may not read them does not see the section at all
+  dl.on = false;
+  dl.letters = [];
+  $("#dl-section").hidden = true;
+  if ($("#dl-dialog").open) $("#dl-dialog").close();
+}
+
+async function loadLetters(more = false) {
+  if (!dl.on) return;
+  if (!more) {
+    const filters = readFilters();
+    if (!filters) {
+      $("#dl-error").textContent = t("dl.badSince");
+      return;
+    }
+    dl.filters = filters;
+    dl.letters = [];
+    dl.more = false;
+  }
+  const gen = ++dl.gen;
+  const query = { ...dl.filters, limit: DL_PAGE };
+  if (more && dl.letters.length) query.before_id = dl.letters[dl.letters.length - 1].id;
+  dl.loading = true;
+  $("#dl-error").textContent = "";
+  renderLetters();
+  try {
+    const page = await api("GET", "/devices/dead-letters", { query });
+    if (gen !== dl.gen) return; // the filters changed meanwhile
+    dl.letters = dl.letters.concat(page);
+    dl.more = page.length === DL_PAGE;
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (gen !== dl.gen) return;
+    if (error.status === 403) {
+      dlForbidden();
+      return;
+    }
+    $("#dl-error").textContent = error.message;
+  } finally {
+    if (gen === dl.gen) dl.loading = false;
+  }
+  renderLetters();
+}
+
+function letterRow(letter) {
+  return h("tr", { dataset: { letter: letter.id } },
+    h("td", { class: "nowrap" }, h("time", { datetime: letter.received_at }, receivedAt(letter.received_at))),
+    h("td", {}, letter.device_id ? h("code", {}, letter.device_id) : h("span", { class: "muted" }, t("dl.noDevice"))),
+    h("td", { title: letter.detail }, reasonName(letter.reason)),
+    h("td", { class: "num nowrap" }, size(letter.payload_bytes)),
+    h("td", { class: "dl-cell-preview" }, h("span", { class: "dl-snippet" }, letter.preview)),
+    h("td", { class: "actions" }, h("button", {
+      type: "button", class: "secondary", "aria-label": t("dl.open.aria", { id: letter.id }),
+      onclick: () => openLetter(letter.id),
+    }, t("dl.open"))));
+}
+
+function renderLetters() {
+  if (!dl.on) return;
+  const filtered = Object.keys(dl.filters).length > 0;
+  const rows = dl.letters.map(letterRow);
+  if (!rows.length && !dl.loading) {
+    rows.push(h("tr", { class: "empty" }, h("td", { colspan: 6, class: "muted" },
+      t(filtered ? "dl.noneMatch" : "dl.none"))));
+  }
+  fill($("#dl-rows"), rows);
+  $("#dl-more").hidden = !dl.more;
+  $("#dl-more").disabled = dl.loading;
+  $("#dl-status").textContent = dl.loading ? t("dl.loading")
+    : dl.letters.length ? t("dl.shown", { n: dl.letters.length }) : "";
+}
+
+function renderLetter() {
+  const letter = dl.open?.letter;
+  $("#dl-detail-title").textContent = t("dl.detailTitle", { id: dl.open?.id ?? "" });
+  if (!letter) {
+    fill($("#dl-detail"));
+    $("#dl-preview").textContent = "";
+    $("#dl-preview-note").textContent = "";
+    $("#dl-base64").value = "";
+    $("#dl-copy").disabled = true;
+    return;
+  }
+  const item = (key, ...value) => [h("dt", {}, t(key)), h("dd", {}, ...value)];
+  const known = DL_REASONS.includes(letter.reason);
+  fill($("#dl-detail"),
+    item("dl.received", h("time", { datetime: letter.received_at }, receivedAt(letter.received_at))),
+    item("dl.device", letter.device_id ? h("code", {}, letter.device_id) : t("dl.noDevice")),
+    item("dl.topic", h("code", {}, letter.topic)),
+    item("dl.reason", h("strong", {}, reasonName(letter.reason)), " ", h("code", {}, letter.reason)),
+    item("dl.why", h("span", { id: "dl-why" }, known ? t(`dl.why.${letter.reason}`) : t("dl.why.unknown"))),
+    item("dl.detail", h("span", { class: "dl-server-detail" }, letter.detail)),
+    item("dl.size", size(letter.payload_bytes), " ",
+      h("span", { class: "muted small" }, t(letter.valid_utf8 ? "dl.utf8" : "dl.notUtf8"))));
+  $("#dl-preview").textContent = letter.preview;
+  $("#dl-preview-note").textContent = letter.preview_truncated ? t("dl.previewCut") : "";
+  $("#dl-base64").value = letter.payload_base64;
+  $("#dl-copy").disabled = false;
+}
+
+async function openLetter(id) {
+  dl.open = { id, letter: null };
+  $("#dl-detail-error").textContent = "";
+  $("#dl-copy-status").textContent = "";
+  renderLetter();
+  $("#dl-dialog").showModal();
+  $("#dl-close").focus();
+  try {
+    const letter = await api("GET", `/devices/dead-letters/${encodeURIComponent(id)}`);
+    if (dl.open?.id !== id) return;
+    dl.open.letter = letter;
+    renderLetter();
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    if (error.status === 403) {
+      dlForbidden();
+      return;
+    }
+    if (dl.open?.id === id) $("#dl-detail-error").textContent = error.message;
+  }
+}
+
+async function copyBase64() {
+  const box = $("#dl-base64");
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(box.value);
+    copied = true;
+  } catch {
+    box.focus();
+    box.select();
+    try { copied = document.execCommand("copy"); } catch { copied = false; }
+  }
+  $("#dl-copy-status").textContent = t(copied ? "dl.copied" : "dl.copyByHand");
+}
+
+function startLetters(me) {
+  dl.on = DL_ROLES.includes(me?.role);
+  $("#dl-section").hidden = !dl.on;
+  if (!dl.on) return;
+  renderReasonChoices();
+  renderDeviceChoices();
+  loadLetters();
+}
+
+function stopLetters() {
+  dl.gen++;
+  dl.on = false;
+  dl.letters = [];
+  dl.filters = {};
+  dl.open = null;
+  $("#dl-section").hidden = true;
+  fill($("#dl-rows"));
+  if ($("#dl-dialog").open) $("#dl-dialog").close();
 }
 
 // -- pairing ---------------------------------------------------------------------------------------
@@ -229,8 +431,20 @@ $("#pair-again").addEventListener("click", () => state.pairing && startPairing(s
 $("#dev-filter").addEventListener("input", render);
 $("#dev-revoked").addEventListener("change", load);
 $("#dev-refresh").addEventListener("click", load);
+$("#dl-filters").addEventListener("submit", (event) => {
+  event.preventDefault();
+  loadLetters();
+});
+$("#dl-more").addEventListener("click", () => loadLetters(true));
+$("#dl-copy").addEventListener("click", copyBase64);
+$("#dl-dialog").addEventListener("close", () => {
+  const id = dl.open?.id;
+  dl.open = null;
+  // back to the letter's button (the rows may have been drawn again meanwhile, e.g. in the other language)
+  if (id !== undefined) $(`#dl-rows tr[data-letter="${id}"] button`)?.focus();
+});
 document.addEventListener("keydown", (event) => {
-  if (event.key === "Escape" && !$("#revoke-dialog").open && state.pairing) {
+  if (event.key === "Escape" && !$("#revoke-dialog").open && !$("#dl-dialog").open && state.pairing) {
     event.preventDefault();
     closePairing();
   }
@@ -238,12 +452,21 @@ document.addEventListener("keydown", (event) => {
 
 boot({
   titleKey: "dev.title",
-  start: async () => {
+  start: async (me) => {
+    startLetters(me);
     await load();
     clearInterval(state.listTimer);
     state.listTimer = setInterval(() => { if (!document.hidden) load(); }, LIST_MS);
   },
-  rerender: () => { render(); renderPairing(); },
-  stop: () => { clearInterval(state.listTimer); closePairing(false); },
+  rerender: () => {
+    render();
+    renderPairing();
+    if (dl.on) {
+      renderReasonChoices();
+      renderLetters();
+      renderLetter();
+    }
+  },
+  stop: () => { clearInterval(state.listTimer); closePairing(false); stopLetters(); },
   shortcuts: { KeyF: () => $("#dev-filter").focus() },
 });
