@@ -32,12 +32,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One statement of a plan. ``fetch=False``: the plan does not need its result (it receives
+    """One statement of a plan. ``fetch=True`` (a statement that returns rows): the plan receives
+    its first row or ``None``; both runners refuse it on a statement without a result (DDL, an
+    UPDATE without RETURNING). ``fetch=False``: the plan does not need its result (it receives
     ``None``), so the async runner may send it together with what follows (pipeline mode) and
     learn of an error at the next synchronisation point, at the latest the commit."""
 
     statement: TextClause
-    params: dict[str, Any]
+    params: dict[str, Any]  # result columns must have unique names (rows are named tuples)
     fetch: bool = True
 
 
@@ -65,7 +67,7 @@ def run(session: Session, plan: Plan[T]) -> T:
         except StopIteration as done:
             return done.value
         result = session.execute(step.statement, step.params)
-        row = result.first() if step.fetch and result.returns_rows else None
+        row = result.first() if step.fetch else None  # raises for a statement without rows
 
 
 async def run_async(conn, plan: Plan[T]) -> T:

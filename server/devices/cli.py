@@ -147,8 +147,8 @@ def dead_letters_cmd(
         engine.dispose()
     out = Console(highlight=False)
     if as_json:
-        for letter in letters:
-            typer.echo(letter.model_dump_json())
+        for letter in letters:  # ASCII only: no C1 control or bidi character reaches the terminal
+            typer.echo(json.dumps(letter.model_dump(mode="json"), ensure_ascii=True))
         return
     if letter_id is not None:
         d = letters[0]

@@ -11,7 +11,7 @@ import base64
 import codecs
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mobile_app.link.protocol import MAX_PAYLOAD
@@ -32,40 +32,50 @@ def preview(payload: bytes, limit: int = PREVIEW_BYTES) -> tuple[str, bool]:
     return decoder.decode(head, final=not cut), cut
 
 
-def _is_utf8(payload: bytes) -> bool:
+def _is_utf8(payload: bytes, *, complete: bool) -> bool:
+    """Whether the bytes are UTF-8; of a prefix (``complete=False``) a character cut at its end
+    is not held against it."""
     try:
-        payload.decode("utf-8")
+        codecs.getincrementaldecoder("utf-8")("strict").decode(payload, final=complete)
     except UnicodeDecodeError:
         return False
     return True
 
 
-def out(row: DeviceDeadLetter, *, max_bytes: int | None = None) -> DeadLetterOut:
-    raw = bytes(row.payload)
-    shown = raw if max_bytes is None else raw[:max_bytes]
-    text, cut = preview(raw)
+def out(row, *, total_bytes: int | None = None) -> DeadLetterOut:
+    """``row`` carries the payload, or (in a list) only its first bytes with ``total_bytes``
+    the size of the whole."""
+    shown = bytes(row.payload)
+    size = len(shown) if total_bytes is None else total_bytes
+    text, cut = preview(shown)
     return DeadLetterOut(
         id=row.id, received_at=row.received_at, device_id=row.device_id, topic=row.topic,
-        reason=row.reason, detail=row.detail, payload_bytes=len(raw),
+        reason=row.reason, detail=row.detail, payload_bytes=size,
         payload_base64=base64.b64encode(shown).decode("ascii"),
-        payload_truncated=len(shown) < len(raw), preview=text, preview_truncated=cut,
-        valid_utf8=_is_utf8(raw))
+        payload_truncated=len(shown) < size, preview=text, preview_truncated=cut or size > len(shown),
+        valid_utf8=_is_utf8(shown, complete=len(shown) == size))
 
 
 def list_dead_letters(session: Session, *, device_id: str | None = None,
                       reason: str | None = None, since: datetime | None = None,
                       before_id: int | None = None, limit: int = 50) -> list[DeadLetterOut]:
-    """Newest first (by arrival); page with ``before_id`` = the last id of the previous page."""
-    q = select(DeviceDeadLetter).order_by(DeviceDeadLetter.id.desc()).limit(limit)
+    """Newest first (by arrival); page with ``before_id`` = the last id of the previous page.
+    Only the first ``LIST_PAYLOAD_BYTES`` of each payload leave the database (an oversize
+    letter may be a megabyte); ``valid_utf8`` then speaks of those bytes."""
+    d = DeviceDeadLetter
+    q = (select(d.id, d.received_at, d.device_id, d.topic, d.reason, d.detail,
+                func.substring(d.payload, 1, LIST_PAYLOAD_BYTES).label("payload"),
+                func.octet_length(d.payload).label("size"))
+         .order_by(d.id.desc()).limit(limit))
     if device_id is not None:
-        q = q.where(DeviceDeadLetter.device_id == device_id)
+        q = q.where(d.device_id == device_id)
     if reason is not None:
-        q = q.where(DeviceDeadLetter.reason == reason)
+        q = q.where(d.reason == reason)
     if since is not None:
-        q = q.where(DeviceDeadLetter.received_at >= since)
+        q = q.where(d.received_at >= since)
     if before_id is not None:
-        q = q.where(DeviceDeadLetter.id < before_id)
-    return [out(r, max_bytes=LIST_PAYLOAD_BYTES) for r in session.scalars(q)]
+        q = q.where(d.id < before_id)
+    return [out(r, total_bytes=r.size) for r in session.execute(q)]
 
 
 def get_dead_letter(session: Session, letter_id: int) -> DeadLetterOut:

@@ -166,6 +166,15 @@ def test_the_cli_lists_dead_letters_without_letting_a_payload_drive_the_terminal
     [line] = proc.stdout.strip().splitlines()
     assert base64.b64decode(json.loads(line)["payload_base64"]) == b'{"fine": true}'
 
+    c1 = "\u009b2J\u009d52;c;aGk=\u202e".encode()  # C1 controls and a bidi override, as UTF-8
+    bidi = add_letter(engine, clock.now(), device_id="hs-c", reason="malformed_json",
+                      payload=c1)
+    proc = _cli(settings, tmp_path, "--device", "hs-c", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.isascii()
+    [line] = proc.stdout.strip().splitlines()
+    assert json.loads(line)["id"] == bidi and json.loads(line)["preview"] == c1.decode()
+
     proc = _cli(settings, tmp_path, "--id", str(evil))
     assert proc.returncode == 0 and "\x1b" not in proc.stdout
     assert base64.b64encode(hostile).decode() in proc.stdout.replace("\n", "")

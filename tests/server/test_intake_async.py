@@ -66,6 +66,25 @@ def failing_sms(engine):
         conn.execute(text("DROP TRIGGER test_refuse ON sms_messages; DROP FUNCTION test_refuse()"))
 
 
+def test_both_runners_refuse_to_fetch_from_a_statement_without_rows(engine, settings):
+    def plan():
+        yield Step(_NO_ROWS, {})  # fetch=True by default
+
+    with Session(engine) as session, pytest.raises(Exception, match="not return rows"):
+        sqlplan.run(session, plan())
+
+    async def on_async():
+        db = AsyncDatabase(settings, pool_size=1)
+        try:
+            async with db.transaction() as conn:
+                await sqlplan.run_async(conn, plan())
+        finally:
+            await db.close()
+
+    with pytest.raises(psycopg.ProgrammingError):
+        asyncio.run(on_async())
+
+
 def test_a_failure_late_in_the_intake_writes_nothing(api, engine, failing_sms):
     before = _counts(engine)
     r = api.post("agent", "/api/v1/tickets", json={
