@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     inspection_clone_radius_m: float = Field(30.0, gt=0, le=1000)  # UID-only scans "from one spot"
     inspection_track_tolerance_m: float = Field(10.0, ge=0, le=1000)  # the day's track simplification
     inspection_rounds_cron: str = "* * * * *"  # round generation and missed-checkpoint sweep
+    # a round is generated (and sent to the handsets) this long before its window opens
+    inspection_rounds_ahead_hours: float = Field(18.0, ge=0, le=7 * 24)
     inspection_chromium: str = "/usr/bin/chromium"  # HTML-to-PDF for round reports
     inspection_attachment_max_bytes: int = Field(2 * 1024 * 1024, ge=1024, le=50 * 1024 * 1024)
 

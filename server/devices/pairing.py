@@ -30,6 +30,7 @@ from server.core.errors import CrewlineError, InvalidInput
 from server.devices import service as devices
 from server.devices.broker import BrokerAdmin
 from server.devices.schemas import DeviceIn, DeviceOut, MqttCredentials
+from server.inspections import service as inspections  # [inspections] rounds for new handsets
 from server.models import PairingCode, PairingFailure, Role, User
 from server.settings import Settings
 
@@ -220,6 +221,7 @@ def pair(session: Session, data: PairIn, client: str, now: datetime, settings: S
                                admin)
     session.execute(update(PairingCode).where(PairingCode.id == spent.id)
                     .values(device_id=created.device.id))
+    inspections.deliver_to_device(session, created.device.id, now)  # [inspections] open rounds
     user = session.get(User, spent.user_id)
     return Paired(device=created.device, mqtt=created.mqtt, broker=broker_of(settings),
                   user=PairedUser(id=user.id, username=user.username,

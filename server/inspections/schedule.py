@@ -42,6 +42,18 @@ def window_for(frequency: str, start_of_period: date, window_start: time, window
     return Window(start_of_period, start.astimezone(UTC), end.astimezone(UTC))
 
 
+def next_period_start(frequency: str, start_of_period: date) -> date:
+    """The first day of the period after the one beginning ``start_of_period``."""
+    if frequency == "daily":
+        return start_of_period + timedelta(days=1)
+    if frequency == "weekly":
+        return start_of_period + timedelta(days=7)
+    if frequency == "monthly":
+        y, m = divmod(start_of_period.year * 12 + start_of_period.month, 12)
+        return date(y, m + 1, 1)
+    raise ValueError(f"unknown frequency {frequency!r}")
+
+
 def current_window(frequency: str, now: datetime, window_start: time, window_end: time,
                    zone: str, *, weekday: int | None = None,
                    day_of_month: int | None = None) -> Window:
@@ -49,3 +61,20 @@ def current_window(frequency: str, now: datetime, window_start: time, window_end
     local_day = now.astimezone(ZoneInfo(zone)).date()
     return window_for(frequency, period_start(frequency, local_day), window_start, window_end,
                       zone, weekday=weekday, day_of_month=day_of_month)
+
+
+def due_windows(frequency: str, now: datetime, ahead: timedelta, window_start: time,
+                window_end: time, zone: str, *, weekday: int | None = None,
+                day_of_month: int | None = None, limit: int = 32) -> list[Window]:
+    """The current period's window, then every later period's whose window opens by
+    ``now + ahead`` (the rounds generated ahead of time), in order."""
+    w = current_window(frequency, now, window_start, window_end, zone, weekday=weekday,
+                       day_of_month=day_of_month)
+    out = [w]
+    while len(out) < limit:
+        w = window_for(frequency, next_period_start(frequency, w.period_start), window_start,
+                       window_end, zone, weekday=weekday, day_of_month=day_of_month)
+        if w.start > now + ahead:
+            break
+        out.append(w)
+    return out

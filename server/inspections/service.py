@@ -2,7 +2,10 @@
 
 * site types and their checklist versions, site profiles (type, parent site, GPS tolerance);
 * plans, and rounds generated from them exactly once per period (unique (plan, period) +
-  ``ON CONFLICT DO NOTHING``; only the inserting transaction delivers the round to handsets);
+  ``ON CONFLICT DO NOTHING``; only the inserting transaction delivers the round to handsets),
+  up to ``inspection_rounds_ahead_hours`` before their window opens;
+* round deliveries: each (round, handset) once (``inspection_round_deliveries``), also to
+  handsets registered after the round was generated;
 * visits: judged (evidence.py) and appended to the site's hash chain (chain.py) under a lock on
   the site's chain head;
 * the missed-checkpoint sweep: closes rounds whose window ended, raising each alert once.
@@ -18,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import structlog
-from sqlalchemy import Row, exists, func, or_, select, text
+from sqlalchemy import Row, and_, case, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -65,6 +68,7 @@ from server.models import (
     TagScan,
     User,
 )
+from server.models.inspections import RoundDelivery
 from server.settings import Settings
 
 log = structlog.get_logger()
@@ -305,38 +309,49 @@ def set_plan_active(session: Session, plan_id: int, active: bool) -> PlanOut:
 
 # --- rounds --------------------------------------------------------------------------------------
 
-def generate_rounds(session: Session, now: datetime) -> list[int]:
-    """Create the current period's round of every active plan that lacks one; return the new
-    rounds' ids. Safe to run concurrently and repeatedly: (plan_id, period_start) is unique and
-    only the transaction whose INSERT wins adds checkpoints and queues the downlink."""
+def generate_rounds(session: Session, now: datetime, *,
+                    ahead: timedelta = timedelta(0)) -> list[int]:
+    """Create the rounds of every active plan that lacks them: the current period's, and each
+    later period's whose window opens within ``ahead`` of ``now`` (handsets carry tomorrow's
+    round before they go offline). Returns the new rounds' ids. Safe to run concurrently and
+    repeatedly: (plan_id, period_start) is unique and only the transaction whose INSERT wins adds
+    checkpoints and queues the downlink."""
     created = []
     for plan in session.scalars(select(InspectionPlan).where(InspectionPlan.active)
                                 .order_by(InspectionPlan.id)):
-        w = schedule.current_window(plan.frequency, now, plan.window_start, plan.window_end,
-                                    plan.timezone, weekday=plan.weekday,
-                                    day_of_month=plan.day_of_month)
-        # not before the plan starts; no round whose window closed before the plan existed
-        if w.start.astimezone(ZoneInfo(plan.timezone)).date() < plan.starts_on \
-                or w.end <= plan.created_at:
-            continue
-        round_id = session.scalar(
-            pg_insert(InspectionRound).values(
-                plan_id=plan.id, period_start=w.period_start, window_start=w.start,
-                window_end=w.end, crew_id=plan.crew_id, technician_id=plan.technician_id,
-                created_at=now, delivered_to=0)
-            .on_conflict_do_nothing(index_elements=["plan_id", "period_start"])
-            .returning(InspectionRound.id))
-        if round_id is None:
-            continue
-        session.execute(text(
-            "INSERT INTO inspection_round_sites (round_id, site_id, position) "
-            "SELECT :r, site_id, position FROM inspection_plan_sites WHERE plan_id = :p"),
-            {"r": round_id, "p": plan.id})
-        rnd = session.get(InspectionRound, round_id)
-        rnd.delivered_to = deliver_round(session, rnd, plan, now)  # type: ignore[union-attr]
-        created.append(round_id)
+        for w in schedule.due_windows(plan.frequency, now, ahead, plan.window_start,
+                                      plan.window_end, plan.timezone, weekday=plan.weekday,
+                                      day_of_month=plan.day_of_month):
+            # not before the plan starts; no round whose window closed before the plan existed
+            if w.start.astimezone(ZoneInfo(plan.timezone)).date() < plan.starts_on \
+                    or w.end <= plan.created_at:
+                continue
+            round_id = _insert_round(session, plan, w, now)
+            if round_id is not None:
+                created.append(round_id)
     session.flush()
     return created
+
+
+def _insert_round(session: Session, plan: InspectionPlan, w: schedule.Window,
+                  now: datetime) -> int | None:
+    """The round of this plan and period, if this transaction is the one that makes it."""
+    round_id = session.scalar(
+        pg_insert(InspectionRound).values(
+            plan_id=plan.id, period_start=w.period_start, window_start=w.start,
+            window_end=w.end, crew_id=plan.crew_id, technician_id=plan.technician_id,
+            created_at=now, delivered_to=0)
+        .on_conflict_do_nothing(index_elements=["plan_id", "period_start"])
+        .returning(InspectionRound.id))
+    if round_id is None:
+        return None
+    session.execute(text(
+        "INSERT INTO inspection_round_sites (round_id, site_id, position) "
+        "SELECT :r, site_id, position FROM inspection_plan_sites WHERE plan_id = :p"),
+        {"r": round_id, "p": plan.id})
+    rnd = session.get(InspectionRound, round_id)
+    rnd.delivered_to = deliver_round(session, rnd, plan, now)  # type: ignore[union-attr]
+    return round_id
 
 
 def _round_sites(session: Session, site_ids: list[int]) -> tuple[list[dict], list[dict]]:
@@ -392,24 +407,112 @@ def _check_message_size(session: Session, name: str, site_ids: list[int]) -> Non
                            field="site_ids", code="plan_too_large")
 
 
-def deliver_round(session: Session, rnd: InspectionRound, plan: InspectionPlan,
-                  now: datetime) -> int:
-    """Queue the round for the assignee's handsets in this transaction (the devices outbox);
-    returns how many handsets it was queued for. A round that no longer fits one message (its
-    checklists grew after the plan was made) is kept but not sent: handsets read it over HTTP."""
-    from server.devices import downlink
-
+def _round_body(session: Session, rnd: InspectionRound, plan: InspectionPlan
+                ) -> dict[str, Any] | None:
+    """The round's downlink body, or None when it no longer fits one message (its checklists
+    grew after the plan was made): such a round is kept but not sent; handsets read it over
+    HTTP."""
     body = round_message(session, rnd, plan)
     size = _message_size(body)
     if size > protocol.MAX_PAYLOAD - 1024:
         log.error("inspection round too large for MQTT", round_id=rnd.id, plan_id=plan.id,
                   size=size)
-        return 0
-    if rnd.crew_id is not None:
-        queued = downlink.enqueue_for_crew(session, rnd.crew_id, "round", body, now)
+        return None
+    return body
+
+
+def deliver_round(session: Session, rnd: InspectionRound, plan: InspectionPlan,
+                  now: datetime) -> int:
+    """Queue a new round for the assignee's handsets in this transaction (the devices outbox)
+    and record each delivery; returns how many handsets it was queued for."""
+    from server.devices import downlink
+
+    body = _round_body(session, rnd, plan)
+    queued: list[tuple[str, int | None]]
+    if body is None:  # recorded as not sent, so the deliver step does not try again
+        queued = [(d, None) for d in (
+            downlink.active_devices_of_crew(session, rnd.crew_id) if rnd.crew_id is not None
+            else downlink.active_devices_of_user(session, rnd.technician_id))]  # type: ignore[arg-type]
+    elif rnd.crew_id is not None:
+        queued = list(downlink.enqueue_for_crew(session, rnd.crew_id, "round", body, now))
     else:
-        queued = downlink.enqueue_for_user(session, rnd.technician_id, "round", body, now)
-    return len(queued)
+        queued = list(downlink.enqueue_for_user(session, rnd.technician_id, "round", body,  # type: ignore[arg-type]
+                                                now))
+    if queued:  # a new round: nobody else can have recorded these yet
+        session.execute(pg_insert(RoundDelivery).values(
+            [{"round_id": rnd.id, "device_id": d, "seq": seq, "queued_at": now}
+             for d, seq in queued]).on_conflict_do_nothing())
+    return sum(seq is not None for _, seq in queued)
+
+
+# open or upcoming rounds × the handsets of their technician or crew that have not been sent them
+_UNDELIVERED = """
+SELECT r.id AS round_id, d.id AS device_id FROM inspection_rounds r
+JOIN devices d ON d.revoked_at IS NULL AND (d.user_id = r.technician_id OR EXISTS (
+    SELECT 1 FROM crew_members m JOIN users u ON u.id = m.user_id
+    WHERE m.crew_id = r.crew_id AND m.user_id = d.user_id AND u.is_active))
+WHERE r.closed_at IS NULL AND r.window_end > :now
+  AND NOT EXISTS (SELECT 1 FROM inspection_round_deliveries x
+                  WHERE x.round_id = r.id AND x.device_id = d.id)
+  {device}
+ORDER BY d.id, r.window_start, r.id
+LIMIT :limit"""
+
+
+def deliver_pending(session: Session, now: datetime, *, device_id: str | None = None,
+                    limit: int = 500) -> int:
+    """Queue every open or upcoming round to the handsets of its technician (or crew) that have
+    not had it — a handset registered, or a technician who joined the crew, after the round was
+    generated. Each (round, handset) is claimed with ``INSERT … ON CONFLICT DO NOTHING`` on the
+    deliveries' primary key before the message is queued, so concurrent sweeps, the pairing call
+    and the generating transaction send it once. Returns how many messages were queued."""
+    from server.devices import downlink
+
+    params: dict[str, Any] = {"now": now, "limit": limit}
+    if device_id is not None:
+        params["device"] = device_id
+    pairs = session.execute(text(_UNDELIVERED.format(
+        device="AND d.id = :device" if device_id is not None else "")), params).all()
+    bodies: dict[int, dict[str, Any] | None] = {}
+    counts: dict[int, int] = {}
+    for round_id, dev in pairs:  # device by device, each one's rounds in window order
+        claimed = session.scalar(
+            pg_insert(RoundDelivery).values(round_id=round_id, device_id=dev, seq=None,
+                                            queued_at=now)
+            .on_conflict_do_nothing().returning(RoundDelivery.round_id))
+        if claimed is None:
+            continue  # another transaction sent it
+        if round_id not in bodies:
+            rnd = session.get(InspectionRound, round_id)
+            bodies[round_id] = _round_body(session, rnd, session.get(InspectionPlan,  # type: ignore[arg-type]
+                                                                     rnd.plan_id))  # type: ignore[union-attr]
+        body = bodies[round_id]
+        if body is None:
+            continue  # too large: recorded as not sent (seq NULL)
+        try:
+            seq = downlink.enqueue(session, dev, "round", body, now)
+        except Conflict:  # revoked since the query: it will never connect again
+            continue
+        session.execute(update(RoundDelivery).where(RoundDelivery.round_id == round_id,
+                                                    RoundDelivery.device_id == dev)
+                        .values(seq=seq))
+        counts[round_id] = counts.get(round_id, 0) + 1
+    for round_id in sorted(counts):  # round rows last, in id order
+        session.execute(update(InspectionRound).where(InspectionRound.id == round_id)
+                        .values(delivered_to=InspectionRound.delivered_to + counts[round_id]))
+    session.flush()
+    return sum(counts.values())
+
+
+def deliver_to_device(session: Session, device_id: str, now: datetime) -> int:
+    """A newly paired handset's open and upcoming rounds, queued in the pairing transaction (in
+    a savepoint: a failure here never fails the pairing; the rounds sweep catches up)."""
+    try:
+        with session.begin_nested():
+            return deliver_pending(session, now, device_id=device_id)
+    except Exception:
+        log.exception("inspection rounds not queued for the new handset", device_id=device_id)
+        return 0
 
 
 def _checkpoint_states(session: Session, rounds: list[InspectionRound], now: datetime
@@ -673,7 +776,8 @@ def _find_scan(session: Session, data: VisitIn) -> TagScan | None:
 def _match_round(session: Session, data: VisitIn, actor: Principal) -> InspectionRound | None:
     """The round this visit belongs to: the one given (which must be the technician's and list
     the site), else the technician's (or crew's) round with this site whose window is nearest
-    before the visit, from an hour before the window to a day after it."""
+    before the visit, from an hour before the window to a day after it; a window that holds the
+    visit wins over one that opens within that hour."""
     crew_id = crew_of(session, actor.id)
     mine = InspectionRound.technician_id == actor.id
     if crew_id is not None:
@@ -693,12 +797,17 @@ def _match_round(session: Session, data: VisitIn, actor: Principal) -> Inspectio
             raise InvalidInput(f"site {data.site_id} is not a checkpoint of round {rnd.id}",
                                field="site_id")
         return rnd
+    # a round whose window holds the visit first (today's, even when tomorrow's — generated
+    # ahead — lists the site too), else the latest window that opens within the hour
+    inside = and_(InspectionRound.window_start <= data.started_at,
+                  InspectionRound.window_end >= data.started_at)
     return session.scalars(
         select(InspectionRound).where(
             mine, has_site,
             InspectionRound.window_start <= data.started_at + timedelta(hours=1),
             InspectionRound.window_end + timedelta(days=1) >= data.started_at)
-        .order_by(InspectionRound.window_start.desc()).limit(1)).first()
+        .order_by(case((inside, 0), else_=1), InspectionRound.window_start.desc())
+        .limit(1)).first()
 
 
 def _template_for(session: Session, site_id: int, version: int | None

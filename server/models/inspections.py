@@ -167,6 +167,23 @@ class RoundSite(Base):
     position: Mapped[int] = mapped_column(Integer)
 
 
+class RoundDelivery(Base):
+    """A round queued for one handset: (round, device) is the primary key, so every handset gets
+    a round's downlink once, whether the generating sweep, the catch-up for handsets registered
+    later or the pairing call queued it. ``seq`` is the downlink's seq; NULL when the round was
+    too large to send."""
+
+    __tablename__ = "inspection_round_deliveries"
+
+    round_id: Mapped[int] = mapped_column(ForeignKey("inspection_rounds.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    device_id: Mapped[str] = mapped_column(String(64),
+                                           ForeignKey("devices.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    seq: Mapped[int | None] = mapped_column(Integer)
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class InspectionAttachment(Base):
     """A photo or signature, content-addressed by its SHA-256 (which the visit record, and so the
     hash chain, carries)."""

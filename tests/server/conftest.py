@@ -17,7 +17,8 @@ ROLES = ("agent", "dispatcher", "technician", "manager", "admin")
 # users are created once per session (argon2 hashing is deliberately slow); everything else is
 # emptied before each test
 TABLES = (
-    "inspection_alerts", "inspection_chain_heads", "inspection_records", "inspection_attachments",
+    "inspection_round_deliveries", "inspection_alerts", "inspection_chain_heads",
+    "inspection_records", "inspection_attachments",
     "inspection_round_sites", "inspection_rounds", "inspection_plan_sites", "inspection_plans",
     "inspection_site_profiles", "inspection_checklist_templates", "inspection_site_types",  # inspections
     "device_pairing_failures", "device_pairing_codes",  # devices: pairing
