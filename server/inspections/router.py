@@ -142,8 +142,9 @@ def get_plan(plan_id: int, _: Principal = Depends(READ),
 
 @router.patch("/plans/{plan_id}", response_model=PlanOut)
 def patch_plan(plan_id: int, body: PlanPatch, _: Principal = Depends(MANAGE),
-               session: Session = Depends(get_session)) -> PlanOut:
-    out = service.set_plan_active(session, plan_id, body.active)
+               session: Session = Depends(get_session),
+               clock: Clock = Depends(get_clock)) -> PlanOut:
+    out = service.set_plan_active(session, plan_id, body.active, clock.now())
     session.commit()
     return out
 

@@ -182,7 +182,7 @@ class CheckpointOut(BaseModel):
     name: str
     location: PointOut
     position: int
-    state: Literal["done", "late", "pending", "missed"]
+    state: Literal["done", "late", "pending", "missed", "withdrawn"]
     visit_ids: list[int]
     evidence: str | None  # of the first visit
 

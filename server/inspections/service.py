@@ -297,12 +297,21 @@ def list_plans(session: Session, *, active: bool | None = None) -> list[PlanOut]
     return [_plan_out(session, p) for p in session.scalars(q)]
 
 
-def set_plan_active(session: Session, plan_id: int, active: bool) -> PlanOut:
+def set_plan_active(session: Session, plan_id: int, active: bool, now: datetime) -> PlanOut:
+    """Deactivating a plan stops new rounds and withdraws those made ahead whose window has not
+    opened yet (closed as ``withdrawn``: no missed-checkpoint alerts for them). A round already
+    under way is finished and closed as usual."""
     plan = session.scalars(select(InspectionPlan).where(InspectionPlan.id == plan_id)
                            .with_for_update()).first()
     if plan is None:
         raise NotFound(f"plan {plan_id} does not exist", field="plan_id")
     plan.active = active
+    if not active:
+        session.execute(
+            update(InspectionRound)
+            .where(InspectionRound.plan_id == plan_id, InspectionRound.closed_at.is_(None),
+                   InspectionRound.window_start > now)
+            .values(closed_at=now, outcome="withdrawn"))
     session.flush()
     return _plan_out(session, plan)
 
@@ -541,7 +550,8 @@ def _checkpoint_states(session: Session, rounds: list[InspectionRound], now: dat
         if vs:
             state = "late" if vs[0].started_at > rnd.window_end else "done"
         else:
-            state = "missed" if (rnd.closed_at is not None or now >= rnd.window_end) else "pending"
+            state = ("withdrawn" if rnd.outcome == "withdrawn" else "missed"
+                     if (rnd.closed_at is not None or now >= rnd.window_end) else "pending")
         out[round_id].append(CheckpointOut(
             site_id=site_id, name=name, location=PointOut(lon=round(lon, 7), lat=round(lat, 7)),
             position=position, state=state, visit_ids=[v.id for v in vs],

@@ -333,6 +333,7 @@ def compliance(session: Session, date_from: date, date_to: date, now: datetime, 
         raise InvalidInput("date_to is before date_from", field="date_to")
     q = (select(InspectionRound, InspectionPlan.name, InspectionPlan.timezone)
          .join(InspectionPlan, InspectionPlan.id == InspectionRound.plan_id)
+         .where(InspectionRound.outcome.is_distinct_from("withdrawn"))  # never due
          .order_by(InspectionRound.window_start, InspectionRound.id))
     for col, val in ((InspectionRound.plan_id, plan_id), (InspectionRound.crew_id, crew_id),
                      (InspectionRound.technician_id, technician_id)):

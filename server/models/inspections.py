@@ -35,7 +35,7 @@ FREQUENCIES = ("daily", "weekly", "monthly")
 EVIDENCE = ("verified", "flagged")
 RECORD_SOURCES = ("http", "mqtt")
 ALERT_KINDS = ("missed_checkpoint",)
-ROUND_OUTCOMES = ("complete", "incomplete")
+ROUND_OUTCOMES = ("complete", "incomplete", "withdrawn")  # withdrawn: plan deactivated first
 
 
 def _in(values: tuple[str, ...]) -> str:

@@ -335,3 +335,28 @@ def test_the_sweep_sends_rounds_to_handsets_registered_otherwise_once_under_conc
     late = add_device(engine, "hs-later", tech, clock)
     assert deliver(engine, at(5, 17, 0)) == 1
     assert round_messages(engine, late) == [(late, 1, tomorrow)]
+
+
+def test_deactivating_a_plan_withdraws_its_rounds_made_ahead_but_finishes_todays(
+        engine, api, world, sites, clock):
+    plan = world.plan([s["id"] for s in sites])
+    today, tomorrow = sorted(generate(engine, at(5, 13, 0)))
+    clock.set(at(5, 14, 0))  # today's window (07:00-17:00) is under way, tomorrow's is not
+    r = api.patch("manager", f"/api/v1/inspections/plans/{plan['id']}", json={"active": False})
+    assert r.status_code == 200 and r.json()["active"] is False
+    up = api.get("manager", f"/api/v1/inspections/rounds/{tomorrow}").json()
+    assert up["outcome"] == "withdrawn" and up["closed_at"] is not None
+    assert [c["state"] for c in up["checkpoints"]] == ["withdrawn"] * 3
+    assert api.get("manager", f"/api/v1/inspections/rounds/{today}").json()["closed_at"] is None
+    # today's closes as usual with its alerts; the withdrawn one never raises any
+    assert close(engine, at(5, 17, 0)) == service.SweepResult(1, 3)
+    assert close(engine, at(6, 18, 0)) == service.SweepResult(0, 0)
+    with engine.connect() as conn:
+        alerted = conn.execute(text("SELECT DISTINCT round_id FROM inspection_alerts")).scalars()
+        assert list(alerted) == [today]
+    assert generate(engine, at(6, 13, 0)) == []  # inactive: nothing new
+    report = api.get("manager", "/api/v1/inspections/compliance",
+                     params={"date_from": "2026-01-05", "date_to": "2026-01-06"}).json()
+    assert [row["round_id"] for row in report["rounds"]] == [today]
+    # a handset paired now is not sent the withdrawn round
+    assert deliver(engine, at(6, 1, 0)) == 0
