@@ -23,11 +23,22 @@ BLUEPRINTS = {
 }
 
 
+_app: tuple[str, procrastinate.App] | None = None
+
+
 def make_app(conninfo: str) -> procrastinate.App:
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
-    for namespace, blueprint in BLUEPRINTS.items():
-        app.add_tasks_from(blueprint, namespace=namespace)
-    return app
+    """The procrastinate App of this process, on ``conninfo``. Made once: an App adopting a
+    blueprint renames its tasks in place (the namespace prefix), so the blueprints can belong to
+    one App only — a second App would see ``outages:outages:inference``."""
+    global _app
+    if _app is None:
+        app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo))
+        for namespace, blueprint in BLUEPRINTS.items():
+            app.add_tasks_from(blueprint, namespace=namespace)
+        _app = (conninfo, app)
+    elif _app[0] != conninfo:
+        raise RuntimeError("this process's job app is already bound to another database")
+    return _app[1]
 
 
 class WorkerContext:
