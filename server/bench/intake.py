@@ -69,8 +69,9 @@ def _wrk(base: str, headers: dict, items: list[dict], clients: int, seconds: int
                           encoding="utf-8")
         script = Path(tmp) / "intake.lua"
         script.write_text(WRK_SCRIPT % {"bodies": bodies, "auth": headers["Authorization"]})
-        out = subprocess.run([wrk, "-t", "2", "-c", str(clients), "-d", f"{seconds}s",
-                              "--timeout", "10s", "-s", str(script), base],
+        # wrk wants at least one connection per thread
+        out = subprocess.run([wrk, "-t", str(min(2, clients)), "-c", str(clients),
+                              "-d", f"{seconds}s", "--timeout", "10s", "-s", str(script), base],
                              capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if out.returncode != 0 or line is None:

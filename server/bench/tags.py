@@ -101,7 +101,9 @@ def run(settings: Settings, *, verifications: int = 50_000, tags: int = 1000,
     sessions = make_sessionmaker(engine)
     try:
         with engine.begin() as conn:
-            conn.execute(text("TRUNCATE tag_scans, tag_events, tags, sites RESTART IDENTITY"))
+            # CASCADE: inspection visits may cite scans and sites (the bench's own database)
+            conn.execute(text("TRUNCATE tag_scans, tag_events, tags, sites RESTART IDENTITY "
+                              "CASCADE"))
             actor_id = conn.execute(text("SELECT id FROM users WHERE username = :u"),
                                     {"u": BENCH_USER}).scalar_one()
         actor = Principal(actor_id, BENCH_USER, Role.manager)
