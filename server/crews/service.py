@@ -269,15 +269,15 @@ def record_fixes(session: Session, crew: Crew, fixes: list[FixIn], actor: Princi
             last = (fix.lon, fix.lat, fix.at)
             newest = fix
         results.append(RecordedFix(i, fix, implausible, applied))
-        rows.append({"crew": crew.id, "at": fix.at, "received": now, "lon": fix.lon,
-                     "lat": fix.lat, "srid": SRID, "acc": fix.accuracy_m,
-                     "heading": fix.heading_deg, "speed": fix.speed_mps,
-                     "implausible": implausible, "by": actor.id if actor else None})
-    session.execute(text(
-        "INSERT INTO crew_positions (crew_id, at, received_at, geom, accuracy_m, heading_deg, "
-        "speed_mps, implausible, reported_by) VALUES (:crew, :at, :received, "
-        "ST_SetSRID(ST_MakePoint(:lon, :lat), :srid), :acc, :heading, :speed, :implausible, :by)"),
-        rows)
+        rows.append((fix.at, float(fix.lon), float(fix.lat), _float(fix.accuracy_m),
+                     _float(fix.heading_deg), _float(fix.speed_mps), implausible))
+    # one statement for the batch (a column per array): a handset's merged uplink is hundreds of
+    # fixes, and a statement per row cost PostgreSQL more than everything else the bridge does
+    columns = list(zip(*rows, strict=True)) if rows else [[]] * 7
+    session.execute(_INSERT_FIXES, {
+        "crew": crew.id, "received": now, "srid": SRID, "by": actor.id if actor else None,
+        **{name: list(col) for name, col in zip(
+            ("at", "lon", "lat", "acc", "heading", "speed", "implausible"), columns, strict=True)}})
     if newest is not None:
         session.execute(update(Crew).where(Crew.id == crew.id).values(
             position=func.ST_SetSRID(func.ST_MakePoint(newest.lon, newest.lat), SRID),
@@ -287,6 +287,21 @@ def record_fixes(session: Session, crew: Crew, fixes: list[FixIn], actor: Princi
         resnap(session, crew.id)
         session.refresh(crew)
     return sorted(results, key=lambda r: r.index)
+
+
+def _float(x: float | None) -> float | None:
+    return None if x is None else float(x)  # an array holds one type: no int among the floats
+
+
+_INSERT_FIXES = text("""
+INSERT INTO crew_positions (crew_id, at, received_at, geom, accuracy_m, heading_deg, speed_mps,
+    implausible, reported_by)
+SELECT :crew, f.at, :received, ST_SetSRID(ST_MakePoint(f.lon, f.lat), :srid), f.acc, f.heading,
+       f.speed, f.implausible, :by
+FROM unnest(CAST(:at AS timestamptz[]), CAST(:lon AS float8[]), CAST(:lat AS float8[]),
+            CAST(:acc AS float8[]), CAST(:heading AS float8[]), CAST(:speed AS float8[]),
+            CAST(:implausible AS boolean[])) AS f(at, lon, lat, acc, heading, speed, implausible)
+""")
 
 
 def track(session: Session, crew_id: int, since: datetime, until: datetime,

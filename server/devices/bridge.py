@@ -53,7 +53,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import structlog
-from sqlalchemy import select, text, tuple_
+from sqlalchemy import BigInteger, String, any_, bindparam, select, text, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,6 +86,12 @@ JOIN jsonb_array_elements(CAST(:p AS jsonb)) WITH ORDINALITY AS p(value, n) ON p
 ON CONFLICT ON CONSTRAINT uq_device_messages_device_id_msg_id DO NOTHING
 RETURNING device_id, msg_id, id
 """)
+
+
+# A batch's devices and their technicians: one array parameter, so the SQL text is the same for
+# every batch (an IN list of N parameters is a new statement for each N, parsed every time).
+_DEVICES = select(Device).where(Device.id == any_(bindparam("ids", type_=ARRAY(String))))
+_USERS = select(User).where(User.id == any_(bindparam("ids", type_=ARRAY(BigInteger))))
 
 
 @dataclass(frozen=True)
@@ -237,7 +244,7 @@ class Bridge:
         out: dict[int, Outcome] = {}
         letters: list[tuple[_Item, str | None, str, str]] = []
         ids = sorted({it.t.device_id for it in items})
-        devices = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_(ids)))}
+        devices = {d.id: d for d in session.scalars(_DEVICES, {"ids": ids})}
         presence: dict[str, str] = {}
         events: list[_Item] = []
         for it in items:
@@ -296,8 +303,8 @@ class Bridge:
                 select(DeviceMessage.device_id, DeviceMessage.msg_id, DeviceMessage.result,
                        DeviceMessage.error)
                 .where(tuple_(DeviceMessage.device_id, DeviceMessage.msg_id).in_(old)))}
-        users = {u.id: u for u in session.scalars(select(User).where(
-            User.id.in_({devices[d].user_id for d, _ in inserted})))} if inserted else {}
+        users = {u.id: u for u in session.scalars(_USERS, {"ids": sorted(
+            {devices[d].user_id for d, _ in inserted})})} if inserted else {}
         for key, it in first.items():
             device = devices[key[0]]
             if key not in inserted:  # redelivery: ack again with the stored result, no effect
@@ -426,8 +433,11 @@ class Bridge:
             client = self._client
             for o in outcomes:
                 if o.ack is not None and o.device_id is not None and client is not None:
+                    # QoS 0: a lost ack costs a resend, never a second effect (the handset
+                    # resends unacked events on every connection and every 30 s; the stored
+                    # result is acked again), and no PUBACK traffic on the hot path
                     client.publish(protocol.down_topic(o.device_id, "ack"),
-                                   protocol.encode("down", "ack", o.ack), qos=1)
+                                   protocol.encode("down", "ack", o.ack), qos=0)
 
     # -- deferred uplink (positions) ----------------------------------------------------------------
     def apply_now(self) -> int:
