@@ -72,6 +72,7 @@ def running_server(database_url: str, workers: int = 1, pool_size: int = 20):
              str(workers), "--no-access-log"], env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+    keep_log = True  # a failed run keeps the server's log (the error names it); a good one not
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -84,12 +85,15 @@ def running_server(database_url: str, workers: int = 1, pool_size: int = 20):
                 raise RuntimeError(f"server did not start; see {log}")
             time.sleep(0.2)
         yield base
+        keep_log = False
     finally:
         proc.terminate()
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if not keep_log:
+            log.unlink(missing_ok=True)
 
 
 def login(base: str) -> dict[str, str]:
