@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from server.core.cli import err, settings_or_exit
 
 app = typer.Typer(help="Crewline: field service and dispatch for utilities.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema (Alembic).", no_args_is_help=True)
@@ -29,7 +30,6 @@ app.add_typer(__import__("server.inspections.cli", fromlist=["inspections_app"])
 app.command("bridge")(__import__("server.devices.cli", fromlist=["bridge"]).bridge)
 app.command("simulate")(__import__("server.devices.cli", fromlist=["simulate"]).simulate)
 app.add_typer(__import__("server.devices.cli", fromlist=["devices_app"]).devices_app, name="devices")
-err = Console(stderr=True)
 
 
 def progress_bar() -> Progress:
@@ -37,14 +37,6 @@ def progress_bar() -> Progress:
                     TimeElapsedColumn(), console=err, transient=False)
 
 
-def _settings():
-    from server.settings import get_settings
-
-    try:
-        return get_settings()
-    except Exception as exc:  # pydantic ValidationError: show the reason, not a traceback
-        err.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -53,7 +45,7 @@ def serve(host: str = "127.0.0.1", port: int = 8080, workers: int = 1,
     """Run the HTTP API."""
     import uvicorn
 
-    _settings()  # refuse to start on a bad configuration (e.g. default secret in production)
+    settings_or_exit()  # refuse to start on a bad configuration (e.g. default secret in production)
     uvicorn.run("server.app:create_app", factory=True, host=host, port=port, workers=workers,
                 access_log=access_log, log_level="info")
 
@@ -66,7 +58,7 @@ def worker(concurrency: int = 4) -> None:
 
     from server.jobs import make_app
 
-    settings = _settings()
+    settings = settings_or_exit()
     job_app = make_app(settings.libpq_url)
 
     async def _run() -> None:
@@ -83,7 +75,7 @@ def db_upgrade(revision: str = "heads") -> None:
     """Apply migrations up to REVISION (default: the newest)."""
     from server.core import migrate
 
-    settings = _settings()
+    settings = settings_or_exit()
     migrate.upgrade(settings.database_url, revision)
     err.print(f"database at revision {', '.join(sorted(migrate.current(settings.database_url)))}")
 
@@ -92,7 +84,7 @@ def db_upgrade(revision: str = "heads") -> None:
 def db_current() -> None:
     from server.core import migrate
 
-    typer.echo(", ".join(sorted(migrate.current(_settings().database_url))) or "(empty)")
+    typer.echo(", ".join(sorted(migrate.current(settings_or_exit().database_url))) or "(empty)")
 
 
 @users_app.command("create")
@@ -106,7 +98,7 @@ def users_create(username: str, role: str = typer.Option(..., help="agent, dispa
     from server.core.db import make_engine, make_sessionmaker, transaction
     from server.core.errors import CrewlineError
 
-    settings = _settings()
+    settings = settings_or_exit()
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
@@ -135,7 +127,7 @@ def import_customers(path: Path = typer.Argument(..., exists=True, dir_okay=Fals
     from server.customers.importer import ImportMode
     from server.customers.importer import import_customers as run
 
-    settings = _settings()
+    settings = settings_or_exit()
     mode = ImportMode.skip_invalid if skip_invalid else ImportMode.all_or_nothing
     engine = make_engine(settings, pool_size=1)
     data = path.read_bytes()
@@ -172,7 +164,7 @@ def demo_load(pbf: Path = typer.Option(Path("var/data/Helsinki.osm.pbf"), exists
     """Load the Helsinki demo: synthetic customers at real addressed buildings, demo users."""
     from server.demo.loader import load_demo
 
-    load_demo(_settings(), pbf, limit=limit or None, seed=seed, progress=progress_bar)
+    load_demo(settings_or_exit(), pbf, limit=limit or None, seed=seed, progress=progress_bar)
 
 
 @bench_app.command("lookup")
@@ -180,7 +172,7 @@ def bench_lookup(customers: int = 1_000_000, queries: int = 2000) -> None:
     """Caller-ID lookup latency with N customers (p50/p99 ms; floor: the raw SQL)."""
     from server.bench.lookup import run
 
-    typer.echo(json.dumps(run(_settings(), customers=customers, queries=queries,
+    typer.echo(json.dumps(run(settings_or_exit(), customers=customers, queries=queries,
                               progress=progress_bar)))
 
 
@@ -190,7 +182,7 @@ def bench_intake(seconds: int = 20, clients: int = 32, workers: int = 2,
     """Tickets/s through the HTTP API with N clients; floor: raw INSERTs of the same rows."""
     from server.bench.intake import run
 
-    typer.echo(json.dumps(run(_settings(), seconds=seconds, clients=clients, workers=workers,
+    typer.echo(json.dumps(run(settings_or_exit(), seconds=seconds, clients=clients, workers=workers,
                               floor_tickets=floor_tickets, progress=progress_bar)))
 
 
@@ -199,7 +191,7 @@ def bench_dispatch(crews: int = 10_000, tickets: int = 1000, sample: int = 100) 
     """Suggest latency (top 5 by road ETA, p50/p99 ms) over N crews; floor: the raw KNN SQL."""
     from server.bench.dispatch import run
 
-    typer.echo(json.dumps(run(_settings(), crews=crews, tickets=tickets, sample=sample,
+    typer.echo(json.dumps(run(settings_or_exit(), crews=crews, tickets=tickets, sample=sample,
                               progress=progress_bar)))
 
 
@@ -208,7 +200,7 @@ def bench_tags(verifications: int = 50_000, tags: int = 1000, scans: int = 3000)
     """SUN verifications/s in one process; scan ingest (verdict + store)/s; floor: raw INSERTs."""
     from server.bench.tags import run
 
-    typer.echo(json.dumps(run(_settings(), verifications=verifications, tags=tags, scans=scans,
+    typer.echo(json.dumps(run(settings_or_exit(), verifications=verifications, tags=tags, scans=scans,
                               progress=progress_bar)))
 
 
@@ -219,7 +211,7 @@ def bench_inspections(visits: int = 2000, sites: int = 50, threads: int = 4,
     verification records/s; floor: raw INSERTs of the same records."""
     from server.bench.inspections import run
 
-    typer.echo(json.dumps(run(_settings(), visits=visits, sites=sites, threads=threads,
+    typer.echo(json.dumps(run(settings_or_exit(), visits=visits, sites=sites, threads=threads,
                               per_thread=per_thread, progress=progress_bar)))
 
 
@@ -228,7 +220,7 @@ def bench_sms(notifications: int = 100_000, send: int = 1000, mps: float = 100.0
     """SMS outbox: enqueue rate for N notifications; paced send loop vs MPS (no duplicates)."""
     from server.bench.sms import run
 
-    typer.echo(json.dumps(run(_settings(), notifications=notifications, send=send, mps=mps,
+    typer.echo(json.dumps(run(settings_or_exit(), notifications=notifications, send=send, mps=mps,
                               progress=progress_bar)))
 
 
@@ -239,7 +231,7 @@ def bench_mqtt(handsets: int = 200, messages: int = 20_000, fixes: int = 5, wind
     Mosquitto publish -> subscribe of the same payloads)."""
     from server.bench.mqtt import run
 
-    typer.echo(json.dumps(run(_settings(), handsets=handsets, messages=messages, fixes=fixes,
+    typer.echo(json.dumps(run(settings_or_exit(), handsets=handsets, messages=messages, fixes=fixes,
                               window=window, bridges=bridges, procs=procs)))
 
 
@@ -249,7 +241,7 @@ def bench_outage(points: int = 100_000, repeat: int = 3) -> None:
     spatial count)."""
     from server.bench.outage import run
 
-    typer.echo(json.dumps(run(_settings(), points=points, repeat=repeat, progress=progress_bar)))
+    typer.echo(json.dumps(run(settings_or_exit(), points=points, repeat=repeat, progress=progress_bar)))
 
 
 @bench_app.command("handset")
@@ -267,7 +259,7 @@ def bench_console(crews: int = 5000, seconds: int = 30, warmup: int = 5) -> None
     minute in Chromium (floor: the change feed alone, same poll interval)."""
     from server.bench.console import run
 
-    typer.echo(json.dumps(run(_settings(), crews=crews, seconds=seconds, warmup=warmup)))
+    typer.echo(json.dumps(run(settings_or_exit(), crews=crews, seconds=seconds, warmup=warmup)))
 
 
 def _register_stack() -> None:

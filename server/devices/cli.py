@@ -11,9 +11,10 @@ from datetime import datetime
 import typer
 from rich.console import Console
 
+from server.core.cli import err, settings_or_exit
+
 devices_app = typer.Typer(help="Handset link operations: dead letters, retention.",
                           no_args_is_help=True)
-err = Console(stderr=True)
 
 
 def bridge() -> None:
@@ -22,9 +23,8 @@ def bridge() -> None:
     from server.core.db import make_engine, make_sessionmaker
     from server.core.logging import configure_logging
     from server.devices.bridge import Bridge
-    from server.settings import get_settings
 
-    settings = get_settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_json)
     engine = make_engine(settings, pool_size=4)
     b = Bridge(settings, make_sessionmaker(engine), SystemClock())
@@ -51,9 +51,8 @@ def simulate(crews: int = 3, speed_kmh: float = 40.0, work_s: float = 30.0,
     from server.core.db import make_engine, make_sessionmaker
     from server.core.logging import configure_logging
     from server.devices.simulator import Simulator, provision
-    from server.settings import get_settings
 
-    settings = get_settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_json)
     engine = make_engine(settings, pool_size=4)
     make_session = make_sessionmaker(engine)
@@ -76,14 +75,6 @@ def simulate(crews: int = 3, speed_kmh: float = 40.0, work_s: float = 30.0,
         print(f"jobs completed: {len(sim.completed)}", flush=True)
 
 
-def _settings():
-    from server.settings import get_settings
-
-    try:
-        return get_settings()
-    except Exception as exc:  # pydantic ValidationError: the reason, not a traceback
-        err.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
 
 
 def printable(s: str, width: int | None = None) -> str:
@@ -120,7 +111,7 @@ def dead_letters_cmd(
     from server.core.errors import CrewlineError
     from server.devices import dead_letters
 
-    settings = _settings()
+    settings = settings_or_exit()
     since_at: datetime | None = None
     if since is not None:
         try:
@@ -182,7 +173,7 @@ def retention_cmd(max_seconds: float = typer.Option(600.0, min=1.0,
     from server.core.logging import configure_logging
     from server.devices import retention
 
-    settings = _settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level, settings.log_json)
     engine = make_engine(settings, pool_size=1)
     try:

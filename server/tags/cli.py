@@ -5,20 +5,12 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
+
+from server.core.cli import err, settings_or_exit
 
 tags_app = typer.Typer(help="Site tags: enrol from a PC/SC reader, list.", no_args_is_help=True)
-err = Console(stderr=True)
 
 
-def _settings():
-    from server.settings import get_settings
-
-    try:
-        return get_settings()
-    except Exception as exc:  # pydantic ValidationError: the reason, not a traceback
-        err.print(f"[red]configuration error:[/red] {exc}")
-        raise typer.Exit(2) from None
 
 
 @tags_app.command("enroll")
@@ -50,7 +42,7 @@ def enroll(site: int = typer.Option(..., "--site", help="site id the tag is fixe
     from server.tags.personalise import render_plan, sdm_plan
     from server.tags.schemas import TagEnrollIn
 
-    settings = _settings()
+    settings = settings_or_exit()
     keyring = keyring_from_settings(settings)
     engine = make_engine(settings, pool_size=1)
     try:
@@ -144,7 +136,7 @@ def list_tags(site: int | None = typer.Option(None, "--site", help="only this si
     if status not in (None, "active", "revoked"):
         err.print("[red]--status: active or revoked[/red]")
         raise typer.Exit(2)
-    engine = make_engine(_settings(), pool_size=1)
+    engine = make_engine(settings_or_exit(), pool_size=1)
     try:
         with make_sessionmaker(engine)() as session:
             tags = service.list_tags(session, site_id=site, status=status, limit=limit)
