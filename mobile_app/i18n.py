@@ -137,6 +137,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "rounds.title": ("My rounds", "我的巡检"),
     "rounds.empty": ("No inspection rounds for you today.", "今天没有您的巡检任务。"),
     "rounds.sites": ("{done}/{n} sites", "{done}/{n} 个站点"),
+    "rounds.upcoming": ("Upcoming", "即将开始"),
+    "rounds.opens": ("Opens {time}", "{time} 开始"),
     "settings.title": ("Settings", "设置"),
     "settings.language": ("Language", "语言"),
     "settings.server": ("Server", "服务器"),
@@ -152,6 +154,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "cancel.resolved": ("resolved", "已解决"),
     "cancel.cancelled": ("cancelled", "已取消"),
     "cancel.closed": ("closed", "已关闭"),
+    "notice.round_withdrawn": ("Round withdrawn: {name} ({date}) — {reason}",
+                               "巡检已撤销：{name}（{date}）— {reason}"),
+    "round_cancel.plan_deactivated": ("the plan was deactivated", "巡检计划已停用"),
 }
 
 

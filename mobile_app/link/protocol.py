@@ -24,7 +24,7 @@ TOPIC_ROOT = "crewline/v1/devices"
 MAX_PAYLOAD = 64 * 1024
 
 UP_KINDS = ("positions", "tag_scan", "status", "ack", "presence", "attachment", "inspection")
-DOWN_KINDS = ("work_order", "cancel", "ack", "round")
+DOWN_KINDS = ("work_order", "cancel", "ack", "round", "round_cancel")
 # Uplink kinds carrying a msg_id that the server acknowledges (presence is retained state instead).
 ACKED_UP_KINDS = ("positions", "tag_scan", "status", "ack", "attachment", "inspection")
 # Downlink kinds carrying a per-device seq: everything but the application ack.

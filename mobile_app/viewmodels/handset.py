@@ -32,6 +32,7 @@ from mobile_app.i18n import LANGUAGES, tr
 from mobile_app.link.client import HandsetLink
 from mobile_app.platform import Platform
 from mobile_app.viewmodels import jobs as jobs_vm
+from mobile_app.viewmodels import rounds as rounds_vm
 from mobile_app.viewmodels.checklist import Checklist, from_round_template, template_for
 from mobile_app.viewmodels.positions import PositionReporter, mode_for
 from mobile_app.viewmodels.store import HandsetStore, Job, Pairing
@@ -44,6 +45,14 @@ VERDICT_SHOWN = {"verified": "verified", "uid_only": "plain", "unknown_tag": "un
                  "malformed": "malformed"}
 _CODE = re.compile(r"^[0-9A-Za-z]{8}$")
 KEEP_HISTORY = timedelta(days=30)  # actions and scans kept on the handset
+
+
+class RoundWithdrawn(LookupError):
+    """The server withdrew this round (round_cancel): no visit of it can begin."""
+
+    def __init__(self, round_id: int) -> None:
+        super().__init__(f"round {round_id} was withdrawn")
+        self.round_id = round_id
 
 
 class PairingFailed(Exception):
@@ -238,7 +247,20 @@ class Handset:
         elif kind == "round":
             self.store.upsert_round(str(body.get("round_id") or body.get("id") or body["seq"]),
                                     body, now)
+        elif kind == "round_cancel":
+            self._round_withdrawn(body, now)
         self._changed("jobs")
+
+    def _round_withdrawn(self, body: dict[str, Any], now: datetime) -> None:
+        """The round leaves the list for good (the store keeps the withdrawal); the technician
+        is told once, if the round was on this handset."""
+        key = str(body["round_id"])
+        rnd = self.store.round(key)
+        if self.store.cancel_round(key, body.get("reason") or "", now) and rnd is not None:
+            self.notices.append(tr(
+                "notice.round_withdrawn", self.language,
+                name=rnd.get("plan_name") or key, date=rnd.get("period_start") or "",
+                reason=jobs_vm.label("round_cancel", body.get("reason"), self.language)))
 
     def _on_gap(self, expected: int, got: int) -> None:
         # the link itself asks the server for a resync and delivers nothing out of order
@@ -423,7 +445,14 @@ class Handset:
 
     # -- rounds ----------------------------------------------------------------------------------
     def rounds(self) -> list[dict[str, Any]]:
+        """The rounds to show: withdrawn ones left out."""
         return self.store.rounds()
+
+    def rounds_view(self) -> rounds_vm.RoundsView:
+        return rounds_vm.rounds_view(self.rounds(), self.visited(), self.now(), self.language)
+
+    def round_withdrawn(self, round_id: int) -> bool:
+        return str(round_id) in self.store.withdrawn_rounds()
 
     def visited(self) -> set[tuple[int, int]]:
         """(round_id, site_id) of the visits recorded on this handset."""
@@ -431,7 +460,10 @@ class Handset:
                 if a["kind"] == "inspection" and a["result"] is None}
 
     def _round_site(self, round_id: int, site_id: int) -> tuple[dict, dict, dict | None]:
-        rnd = next(r for r in self.rounds() if r.get("round_id") == round_id)
+        # withdrawn rounds too: a visit begun before the round_cancel arrived is still recorded
+        rnd = self.store.round(str(round_id))
+        if rnd is None:
+            raise LookupError(f"round {round_id} is not on this handset")
         site = next(s for s in rnd["sites"] if s["site_id"] == site_id)
         template = next((t for t in rnd.get("templates", []) if t["id"] == site.get("template_id")),
                         None)
@@ -450,6 +482,10 @@ class Handset:
         return scan["local_verdict"]
 
     def visit_checklist(self, round_id: int, site_id: int) -> Checklist:
+        """The checklist of a site visit about to begin; a withdrawn round cannot be started
+        (RoundWithdrawn)."""
+        if self.round_withdrawn(round_id):
+            raise RoundWithdrawn(round_id)
         _rnd, _site, template = self._round_site(round_id, site_id)
         t = from_round_template(template) if template else {"id": "none", "items": []}
         return Checklist(t, self.language)

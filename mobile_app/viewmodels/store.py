@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS checklists (
     saved_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rounds (id TEXT PRIMARY KEY, body TEXT NOT NULL, received_at TEXT NOT NULL);
+-- rounds the server withdrew (round_cancel): kept apart from rounds, so that a handset upgraded
+-- with an older database needs no ALTER, and a round sent again later stays withdrawn
+CREATE TABLE IF NOT EXISTS round_cancels (
+    id TEXT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    cancelled_at TEXT NOT NULL
+);
 """
 
 
@@ -136,7 +143,7 @@ class HandsetStore:
 
     def clear_work(self) -> None:
         """Forget jobs, actions, scans, checklists and rounds (a different technician paired)."""
-        for table in ("jobs", "actions", "scans", "checklists", "rounds"):
+        for table in ("jobs", "actions", "scans", "checklists", "rounds", "round_cancels"):
             self._q(f"DELETE FROM {table}")
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -247,4 +254,24 @@ class HandsetStore:
                 (round_id, json.dumps(body, ensure_ascii=False), now.isoformat()))
 
     def rounds(self) -> list[dict[str, Any]]:
-        return [json.loads(b) for (b,) in self._q("SELECT body FROM rounds ORDER BY received_at")]
+        """The rounds on the handset, withdrawn ones left out."""
+        return [json.loads(b) for (b,) in self._q(
+            "SELECT body FROM rounds WHERE id NOT IN (SELECT id FROM round_cancels) "
+            "ORDER BY received_at")]
+
+    def round(self, round_id: str) -> dict[str, Any] | None:
+        """One stored round, withdrawn or not."""
+        rows = self._q("SELECT body FROM rounds WHERE id = ?", (round_id,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def cancel_round(self, round_id: str, reason: str, now: datetime) -> bool:
+        """Mark a round withdrawn (also one not received, should its round message come later);
+        False when it already was."""
+        with self._lock:
+            return self._db.execute(
+                "INSERT INTO round_cancels (id, reason, cancelled_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING", (round_id, reason, now.isoformat())).rowcount == 1
+
+    def withdrawn_rounds(self) -> dict[str, str]:
+        """round id → reason of every withdrawn round."""
+        return dict(self._q("SELECT id, reason FROM round_cancels"))

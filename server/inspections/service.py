@@ -54,6 +54,7 @@ from server.models import (
     ChainHead,
     ChecklistTemplate,
     Crew,
+    Device,
     InspectionAlert,
     InspectionAttachment,
     InspectionPlan,
@@ -299,21 +300,55 @@ def list_plans(session: Session, *, active: bool | None = None) -> list[PlanOut]
 
 def set_plan_active(session: Session, plan_id: int, active: bool, now: datetime) -> PlanOut:
     """Deactivating a plan stops new rounds and withdraws those made ahead whose window has not
-    opened yet (closed as ``withdrawn``: no missed-checkpoint alerts for them). A round already
-    under way is finished and closed as usual."""
+    opened yet (closed as ``withdrawn``: no missed-checkpoint alerts for them), telling each
+    handset that was sent one with a ``round_cancel`` in this transaction. A round already under
+    way is finished and closed as usual. Only the transaction that closes a round tells the
+    handsets, so deactivating twice queues nothing more."""
     plan = session.scalars(select(InspectionPlan).where(InspectionPlan.id == plan_id)
                            .with_for_update()).first()
     if plan is None:
         raise NotFound(f"plan {plan_id} does not exist", field="plan_id")
     plan.active = active
     if not active:
-        session.execute(
+        withdrawn = session.scalars(
             update(InspectionRound)
             .where(InspectionRound.plan_id == plan_id, InspectionRound.closed_at.is_(None),
                    InspectionRound.window_start > now)
-            .values(closed_at=now, outcome="withdrawn"))
+            .values(closed_at=now, outcome="withdrawn")
+            .returning(InspectionRound.id)).all()
+        _cancel_on_handsets(session, list(withdrawn), "plan_deactivated", now)
     session.flush()
     return _plan_out(session, plan)
+
+
+def _cancel_on_handsets(session: Session, round_ids: list[int], reason: str,
+                        now: datetime) -> int:
+    """Queue a ``round_cancel`` (mobile_app/link/schemas/down.round_cancel.json) to every handset
+    the rounds were sent to (``inspection_round_deliveries`` with a seq; a round too large to send
+    was never on the handset), once per (round, handset), devices locked in id order like every
+    other multi-device enqueue. A revoked handset never connects again: skipped. Returns how many
+    messages were queued."""
+    from server.devices import downlink
+
+    if not round_ids:
+        return 0
+    pairs = session.execute(
+        select(RoundDelivery.device_id, RoundDelivery.round_id)
+        .join(Device, Device.id == RoundDelivery.device_id)
+        .where(RoundDelivery.round_id.in_(round_ids), RoundDelivery.seq.is_not(None),
+               Device.revoked_at.is_(None))
+        .order_by(RoundDelivery.device_id, RoundDelivery.round_id)).all()
+    queued = 0
+    for device_id, round_id in pairs:
+        try:
+            downlink.enqueue(session, device_id, "round_cancel",
+                             {"round_id": round_id, "reason": reason}, now)
+        except Conflict:  # revoked since the query
+            continue
+        queued += 1
+    if queued:
+        log.info("inspection rounds withdrawn on handsets", rounds=round_ids, messages=queued)
+    return queued
 
 
 # --- rounds --------------------------------------------------------------------------------------

@@ -9,11 +9,13 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from mobile_app.config import HandsetSettings
 from mobile_app.i18n import LANGUAGES, TEXTS, duration, tr
+from mobile_app.link import protocol
 from mobile_app.platform import Platform
 from mobile_app.platform.camera import DesktopCamera, sample_card_png
 from mobile_app.platform.gps import NoGps, SimulatedGps, parse_tpv
@@ -21,8 +23,9 @@ from mobile_app.platform.launcher import DesktopLauncher
 from mobile_app.platform.nfc import NoScanner
 from mobile_app.server_api import NetworkError
 from mobile_app.viewmodels import jobs as jobs_vm
+from mobile_app.viewmodels import rounds as rounds_vm
 from mobile_app.viewmodels.checklist import SERVICE_RECORD, Checklist, file_answer, from_round_template
-from mobile_app.viewmodels.handset import Handset, PairingFailed, parse_pairing_input
+from mobile_app.viewmodels.handset import Handset, PairingFailed, RoundWithdrawn, parse_pairing_input
 from mobile_app.viewmodels.positions import CADENCE, PositionReporter, mode_for
 from mobile_app.viewmodels.store import HandsetStore, Job, Pairing
 
@@ -452,3 +455,115 @@ def test_gpsd_source_reads_a_gpsd_stream() -> None:
     finally:
         gps.stop()
         server.close()
+
+
+# --- rounds: upcoming ones and withdrawn ones ------------------------------------------------------
+
+def round_body(round_id: int, seq: int, day: int, *, name: str = "泵站日巡 Pump round",
+               window=(7, 17), sites=(1, 2)) -> dict:
+    body = {"v": 1, "seq": seq, "round_id": round_id, "plan_id": 3, "plan_name": name,
+            "period_start": f"2026-01-{day:02d}",
+            "window_start": f"2026-01-{day:02d}T{window[0]:02d}:00:00+00:00",
+            "window_end": f"2026-01-{day:02d}T{window[1]:02d}:00:00+00:00",
+            "sites": [{"site_id": s, "position": i, "name": f"Station {s} 站点", "kind": "site",
+                       "address": None, "location": {"lon": HELSINKI[0], "lat": HELSINKI[1]},
+                       "template_id": None} for i, s in enumerate(sites, start=1)],
+            "templates": []}
+    protocol.validate("down", "round", body)
+    return body
+
+
+def downlink(handset: Handset, kind: str, body: dict) -> None:
+    """As the broker hands it to the link: topic, JSON bytes, seq check, then the handset."""
+    msg = SimpleNamespace(topic=protocol.down_topic("hs-test", kind),
+                          payload=json.dumps(body).encode())
+    handset.link._on_message(None, None, msg)
+
+
+def test_upcoming_rounds_come_after_todays_under_their_own_heading(clock) -> None:
+    clock.t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    rounds = [round_body(12, 3, 7), round_body(11, 2, 6), round_body(9, 1, 4, name="Yesterday"),
+              round_body(10, 4, 5, window=(7, 17), sites=(1, 2, 3)),
+              round_body(8, 5, 5, name="Morning", window=(6, 10))]
+    view = rounds_vm.rounds_view(rounds, {(10, 2)}, clock.t, "en")
+    # open ones soonest-closing first, then ended ones; tomorrow's and later after them
+    assert [r.round_id for r in view.current] == [8, 10, 9]
+    assert [r.round_id for r in view.upcoming] == [11, 12]
+    assert not any(r.upcoming for r in view.current) and all(r.upcoming for r in view.upcoming)
+    assert view.upcoming_title == "Upcoming" and view.empty == ""
+    today = view.current[1]
+    assert today.caption == "01-05 07:00 – 01-05 17:00 UTC · 1/3 sites"
+    assert [s.text for s in today.sites] == ["1. Station 1 站点", "✓ 2. Station 2 站点",
+                                             "3. Station 3 站点"]
+    assert [s.ident for s in today.sites] == [f"round.10.site.{i}" for i in (1, 2, 3)]
+    assert view.upcoming[0].caption.startswith("Opens 01-06 07:00 UTC · ")
+    zh = rounds_vm.rounds_view(rounds, set(), clock.t, "zh-CN")
+    assert zh.upcoming_title == "即将开始"
+    assert zh.upcoming[0].caption == "01-06 07:00 UTC 开始 · 01-06 07:00 – 01-06 17:00 UTC · " \
+                                     "0/2 个站点"
+    # the moment its window opens, a round is today's
+    clock.t = datetime(2026, 1, 6, 7, 0, tzinfo=UTC)
+    assert [r.round_id for r in rounds_vm.rounds_view(rounds, set(), clock.t, "en").upcoming] \
+        == [12]
+    nothing = rounds_vm.rounds_view([], set(), clock.t, "zh-CN")
+    assert nothing.current == nothing.upcoming == [] and nothing.empty == tr("rounds.empty", "zh-CN")
+
+
+def test_the_new_round_texts_exist_in_both_languages() -> None:
+    for key in ("rounds.upcoming", "rounds.opens", "notice.round_withdrawn",
+                "round_cancel.plan_deactivated"):
+        en, zh = TEXTS[key]
+        assert en and zh and en != zh, key
+    assert tr("rounds.opens", "zh-CN", time="01-06 07:00 UTC") == "01-06 07:00 UTC 开始"
+    # every reason the server may send has a text
+    reasons = protocol.schema("down", "round_cancel")["properties"]["reason"]["enum"]
+    for lang in LANGUAGES:
+        for reason in reasons:
+            assert jobs_vm.label("round_cancel", reason, lang) != reason
+
+
+def test_a_withdrawn_round_leaves_the_list_and_stays_gone_after_a_restart(handset, tmp_path,
+                                                                          clock) -> None:
+    downlink(handset, "round", round_body(10, 1, 5))
+    downlink(handset, "round", round_body(11, 2, 6))
+    view = handset.rounds_view()
+    assert [r.round_id for r in view.current] == [10] and [r.round_id for r in view.upcoming] == [11]
+    cancel = {"v": 1, "seq": 3, "round_id": 11, "reason": "plan_deactivated"}
+    downlink(handset, "round_cancel", cancel)
+    assert handset.link.last_seq == 3  # taken, so acknowledged
+    view = handset.rounds_view()
+    assert [r.round_id for r in view.current] == [10] and view.upcoming == []
+    assert handset.notices == ["巡检已撤销：泵站日巡 Pump round（2026-01-06）— 巡检计划已停用"]
+    assert handset.round_withdrawn(11) and not handset.round_withdrawn(10)
+    with pytest.raises(RoundWithdrawn):
+        handset.visit_checklist(11, 1)
+    assert handset.visit_checklist(10, 1).items == []  # today's still starts
+    # a redelivery is dropped by seq; the same cancel under a new seq (a resync) says nothing new
+    downlink(handset, "round_cancel", cancel)
+    downlink(handset, "round_cancel", {**cancel, "seq": 4})
+    assert len(handset.notices) == 1 and handset.link.last_seq == 4
+    # a cancel for a round this handset never stored: remembered, no notice
+    downlink(handset, "round_cancel", {**cancel, "seq": 5, "round_id": 99})
+    assert len(handset.notices) == 1
+
+    handset.stop()  # the app restarts on the same data directory
+    again = Handset(handset.settings, handset.platform, now=clock)
+    again.start()
+    try:
+        assert [r.round_id for r in again.rounds_view().current] == [10]
+        assert again.rounds_view().upcoming == [] and again.round_withdrawn(11)
+        # the round sent again (an old message replayed) does not bring it back
+        again.store.upsert_round("11", round_body(11, 2, 6), clock())
+        assert again.rounds_view().upcoming == []
+        again.set_language("en")
+        downlink(again, "round", round_body(12, 6, 7))
+        downlink(again, "round_cancel", {**cancel, "seq": 7, "round_id": 12})
+        assert again.notices == ["Round withdrawn: 泵站日巡 Pump round (2026-01-07) — "
+                                 "the plan was deactivated"]
+        # another technician pairing starts clean: withdrawals are forgotten with the rounds
+        again.store.clear_work()
+        assert again.store.withdrawn_rounds() == {} and again.rounds() == []
+    finally:
+        again.stop()
+    handset.store = HandsetStore(tmp_path / "handset.sqlite")  # for the fixture's stop()
+    handset.link = None

@@ -360,3 +360,80 @@ def test_deactivating_a_plan_withdraws_its_rounds_made_ahead_but_finishes_todays
     assert [row["round_id"] for row in report["rounds"]] == [today]
     # a handset paired now is not sent the withdrawn round
     assert deliver(engine, at(6, 1, 0)) == 0
+
+
+# --- telling handsets that a round was withdrawn -------------------------------------------------
+
+def cancel_messages(engine) -> list[tuple[str, int, int]]:
+    """(device, seq, round_id) of every round_cancel downlink, in queue order, each checked
+    against down.round_cancel.json."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT device_id, seq, payload FROM device_downlink "
+                                 "WHERE kind = 'round_cancel' ORDER BY id")).all()
+    out = []
+    for device, seq, payload in rows:
+        protocol.validate("down", "round_cancel", payload)
+        assert payload == {"v": 1, "seq": seq, "round_id": payload["round_id"],
+                           "reason": "plan_deactivated"}
+        out.append((device, seq, payload["round_id"]))
+    return out
+
+
+def test_withdrawn_rounds_are_cancelled_on_each_handset_that_was_sent_them_once(
+        engine, api, world, sites, clock, second_tech):
+    tech = api.user_ids["technician"]
+    crew = make_crew(api, clock, "Crew W", None, None, members=[tech, second_tech])
+    plan = world.plan([s["id"] for s in sites], crew_id=crew["id"])
+    mine = add_device(engine, "hs-mine", tech, clock)
+    theirs = add_device(engine, "hs-theirs", second_tech, clock)
+    gone = add_device(engine, "hs-gone", tech, clock)
+    today, tomorrow, after = sorted(generate(engine, at(5, 13, 0), ahead=timedelta(days=2)))
+    assert len(round_messages(engine, mine)) == 3 and len(round_messages(engine, gone)) == 3
+    late = add_device(engine, "hs-late", tech, clock)  # registered since: never sent a round
+    too_big = add_device(engine, "hs-too-big", second_tech, clock)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE devices SET revoked_at = :t WHERE id = :d"),
+                     {"t": clock.now(), "d": gone})
+        # recorded as not sent (a round too large for one message): nothing to take back
+        conn.execute(text("INSERT INTO inspection_round_deliveries (round_id, device_id, seq, "
+                          "queued_at) VALUES (:r, :d, NULL, :t)"),
+                     {"r": tomorrow, "d": too_big, "t": clock.now()})
+
+    clock.set(at(5, 14, 0))  # today's window is under way: it is not withdrawn
+    with Session(engine) as session:  # the withdrawal and its messages commit together or not
+        service.set_plan_active(session, plan["id"], False, clock.now())
+        session.rollback()
+    assert cancel_messages(engine) == []
+    r = api.patch("manager", f"/api/v1/inspections/plans/{plan['id']}", json={"active": False})
+    assert r.status_code == 200, r.text
+    # after each handset's three rounds, one cancel per (withdrawn round, handset), round order
+    assert cancel_messages(engine) == [(mine, 4, tomorrow), (mine, 5, after),
+                                       (theirs, 4, tomorrow), (theirs, 5, after)]
+    with engine.connect() as conn:
+        outcomes = dict(conn.execute(text("SELECT id, outcome FROM inspection_rounds")).all())
+        assert outcomes == {today: None, tomorrow: "withdrawn", after: "withdrawn"}
+        seqs = dict(conn.execute(text("SELECT id, downlink_seq FROM devices")).all())
+        assert seqs[late] == 0 and seqs[too_big] == 0
+
+    # deactivating again, or reactivating and deactivating, takes nothing back twice
+    r = api.patch("manager", f"/api/v1/inspections/plans/{plan['id']}", json={"active": False})
+    assert r.status_code == 200, r.text
+    assert api.patch("manager", f"/api/v1/inspections/plans/{plan['id']}",
+                     json={"active": True}).status_code == 200
+    assert api.patch("manager", f"/api/v1/inspections/plans/{plan['id']}",
+                     json={"active": False}).status_code == 200
+    assert len(cancel_messages(engine)) == 4
+    # the sweep sends the handsets that lacked it today's round, never a withdrawn one
+    assert deliver(engine, clock.now()) == 2
+    assert round_messages(engine, late) == [(late, 1, today)]
+    assert round_messages(engine, too_big) == [(too_big, 1, today)]
+
+
+def test_deactivating_a_plan_whose_rounds_reached_no_handset_queues_nothing(
+        engine, api, world, sites, clock):
+    plan = world.plan([sites[0]["id"]])
+    assert len(generate(engine, at(5, 13, 0))) == 2  # no handset at all
+    clock.set(at(5, 14, 0))
+    assert api.patch("manager", f"/api/v1/inspections/plans/{plan['id']}",
+                     json={"active": False}).status_code == 200
+    assert cancel_messages(engine) == []

@@ -4,30 +4,38 @@ from kivy.properties import StringProperty
 
 from mobile_app.app.screens.base import HandsetScreen
 from mobile_app.app.widgets import BigButton, Caption, Title
-from mobile_app.viewmodels.jobs import parse_time
+from mobile_app.viewmodels.rounds import RoundRow
 
 
 class RoundsScreen(HandsetScreen):
+    """Today's rounds first, then the ones whose window has not opened under "Upcoming"
+    (mobile_app/viewmodels/rounds.py); withdrawn rounds are not listed."""
+
     empty = StringProperty("")
 
     def refresh(self) -> None:
         box = self.ids.rounds
         box.clear_widgets()
-        rounds = self.handset.rounds()
-        visited = self.handset.visited()
-        self.empty = "" if rounds else self.t("rounds.empty")
-        for r in rounds:
-            sites = sorted(r.get("sites") or [], key=lambda s: s.get("position", 0))
-            done = sum(1 for s in sites if (r["round_id"], s["site_id"]) in visited)
-            box.add_widget(Title(text=str(r.get("plan_name") or r["round_id"])))
-            start, end = parse_time(r.get("window_start")), parse_time(r.get("window_end"))
-            window = f"{start:%m-%d %H:%M} – {end:%m-%d %H:%M} UTC · " if start and end else ""
-            box.add_widget(Caption(text=window + self.t("rounds.sites", done=done, n=len(sites))))
-            for s in sites:
-                mark = "✓ " if (r["round_id"], s["site_id"]) in visited else ""
-                b = BigButton(text=f"{mark}{s.get('position')}. {s.get('name')}",
-                              ident=f"round.{r['round_id']}.site.{s['site_id']}",
-                              primary=not mark)
-                b.bind(on_release=lambda _b, rid=r["round_id"], sid=s["site_id"]:
-                       self.app.go("checklist", visit=(rid, sid)))
-                box.add_widget(b)
+        view = self.handset.rounds_view()
+        self.empty = view.empty
+        for row in view.current:
+            self._add_round(box, row)
+        if view.upcoming:
+            box.add_widget(Title(text=view.upcoming_title, color=(0.1, 0.3, 0.8, 1)))
+            for row in view.upcoming:
+                self._add_round(box, row)
+
+    def _add_round(self, box, row: RoundRow) -> None:
+        box.add_widget(Title(text=row.title))
+        box.add_widget(Caption(text=row.caption))
+        for s in row.sites:
+            # tomorrow's sites are listed, but not highlighted as today's work
+            b = BigButton(text=s.text, ident=s.ident, primary=not s.done and not row.upcoming)
+            b.bind(on_release=lambda _b, rid=row.round_id, sid=s.site_id: self._open(rid, sid))
+            box.add_widget(b)
+
+    def _open(self, round_id: int, site_id: int) -> None:
+        if self.handset.round_withdrawn(round_id):  # withdrawn while the list was on screen
+            self.refresh()
+            return
+        self.app.go("checklist", visit=(round_id, site_id))
