@@ -16,8 +16,9 @@ def import_roads(pbf: Path = typer.Option(Path("var/data/Helsinki.osm.pbf"), exi
                                           dir_okay=False, help="OpenStreetMap .pbf or .osm")
                  ) -> None:
     """Replace the pgRouting road graph with the drivable ways of PBF (one transaction)."""
-    from server.cli import _settings, progress_bar
+    from server.cli import progress_bar
+    from server.core.cli import settings_or_exit
     from server.dispatch.demo import import_roads as run
 
-    report = run(_settings(), pbf, progress=progress_bar)
+    report = run(settings_or_exit(), pbf, progress=progress_bar)
     typer.echo(json.dumps(report.__dict__))

@@ -14,11 +14,11 @@ def verify(site: int | None = typer.Option(None, help="only this site's chain"),
            as_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
     """Recompute every visit record's hash and link; exit 1 if any record was edited, deleted
     or reordered."""
-    from server.cli import _settings
+    from server.core.cli import settings_or_exit
     from server.core.db import make_engine, make_sessionmaker
     from server.inspections.service import verify_chains
 
-    engine = make_engine(_settings(), pool_size=1)
+    engine = make_engine(settings_or_exit(), pool_size=1)
     try:
         with make_sessionmaker(engine)() as session:
             result = verify_chains(session, site)

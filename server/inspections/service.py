@@ -310,12 +310,19 @@ def set_plan_active(session: Session, plan_id: int, active: bool, now: datetime)
         raise NotFound(f"plan {plan_id} does not exist", field="plan_id")
     plan.active = active
     if not active:
-        withdrawn = session.scalars(
-            update(InspectionRound)
+        # rounds locked in id order, as deliver_pending locks them: a delivery racing this
+        # withdrawal either commits first (and its handset gets the cancel below) or sees the
+        # round closed (and sends nothing)
+        upcoming = session.scalars(
+            select(InspectionRound.id)
             .where(InspectionRound.plan_id == plan_id, InspectionRound.closed_at.is_(None),
                    InspectionRound.window_start > now)
+            .order_by(InspectionRound.id).with_for_update()).all()
+        withdrawn = session.scalars(
+            update(InspectionRound)
+            .where(InspectionRound.id.in_(upcoming), InspectionRound.closed_at.is_(None))
             .values(closed_at=now, outcome="withdrawn")
-            .returning(InspectionRound.id)).all()
+            .returning(InspectionRound.id)).all() if upcoming else []
         _cancel_on_handsets(session, list(withdrawn), "plan_deactivated", now)
     session.flush()
     return _plan_out(session, plan)
@@ -517,6 +524,15 @@ def deliver_pending(session: Session, now: datetime, *, device_id: str | None = 
         params["device"] = device_id
     pairs = session.execute(text(_UNDELIVERED.format(
         device="AND d.id = :device" if device_id is not None else "")), params).all()
+    # the rounds locked (id order, like a withdrawal) and still open: one withdrawn since the
+    # query is not sent; a withdrawal waiting on this lock sees our deliveries and cancels them
+    still_open = set(session.scalars(
+        select(InspectionRound.id)
+        .where(InspectionRound.id.in_(sorted({r for r, _ in pairs})),
+               InspectionRound.closed_at.is_(None))
+        .order_by(InspectionRound.id).with_for_update(key_share=True))) \
+        if pairs else set()
+    pairs = [(r, d) for r, d in pairs if r in still_open]
     bodies: dict[int, dict[str, Any] | None] = {}
     counts: dict[int, int] = {}
     for round_id, dev in pairs:  # device by device, each one's rounds in window order
