@@ -161,3 +161,20 @@ def customer(api) -> dict:
         "service_points": [{"address": "Mannerheimintie 1, Helsinki", "location": HELSINKI}]})
     assert r.status_code == 201, r.text
     return r.json()
+
+
+@pytest.fixture(scope="session")
+def second_tech(engine, users) -> int:
+    """Another technician (the users of the session are shared: made once)."""
+    from sqlalchemy.orm import Session
+
+    from server.auth import service
+    from server.models import User
+
+    with Session(engine) as session:
+        user = session.query(User).filter_by(username="technician2").one_or_none()
+        if user is None:
+            user = service.create_user(session, username="technician2", password="x" * 12,
+                                       role="technician")
+            session.commit()
+        return user.id

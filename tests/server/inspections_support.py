@@ -173,3 +173,27 @@ def add_road(engine) -> None:
 def remove_road(engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM road_edges WHERE id = ANY(:ids)"), {"ids": list(ROAD_IDS)})
+
+
+def generate(engine, now, ahead: timedelta = timedelta(0)) -> list[int]:
+    """One round-generation sweep in its own transaction; the new rounds' ids."""
+    from sqlalchemy.orm import Session
+
+    from server.inspections import service
+
+    with Session(engine) as session:
+        created = service.generate_rounds(session, now, ahead=ahead)
+        session.commit()
+    return created
+
+
+def close(engine, now):
+    """One closing sweep in its own transaction (a ``service.SweepResult``)."""
+    from sqlalchemy.orm import Session
+
+    from server.inspections import service
+
+    with Session(engine) as session:
+        result = service.close_due_rounds(session, now)
+        session.commit()
+    return result

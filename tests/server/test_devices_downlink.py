@@ -13,24 +13,11 @@ from sqlalchemy.orm import Session
 from mobile_app.link import protocol
 from server.core.errors import Conflict, NotFound
 from server.devices import downlink
-from server.models import Device, User
+from server.models import Device
 from tests.server.dispatch_support import make_crew, make_ticket
 
 HELSINKI = (24.9384, 60.1699)
 CANCEL = {"ticket_id": 7, "reason": "unassigned"}
-
-
-@pytest.fixture(scope="module")
-def second_tech(engine) -> int:
-    from server.auth import service
-
-    with Session(engine) as session:
-        user = session.query(User).filter_by(username="technician2").one_or_none()
-        if user is None:
-            user = service.create_user(session, username="technician2", password="x" * 12,
-                                       role="technician")
-            session.commit()
-        return user.id
 
 
 def add_device(engine, device_id: str, user_id: int, clock, *, revoked: bool = False) -> str:

@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 
 from mobile_app.link import protocol
 from server.inspections import schedule, service
-from server.models import Device, User
+from server.models import Device
+from tests.server import inspections_support as support
 from tests.server.dispatch_support import make_crew
-from tests.server.inspections_support import World
+from tests.server.inspections_support import World, close
 from tests.server.tags_support import HELSINKI
 
 AHEAD = timedelta(hours=18)
@@ -48,19 +49,6 @@ def sites(world) -> list[dict]:
     return [world.site(f"Station {i + 1} 站点", lon, lat) for i, (lon, lat) in enumerate(SITES)]
 
 
-@pytest.fixture(scope="module")
-def second_tech(engine) -> int:
-    from server.auth import service as auth
-
-    with Session(engine) as session:
-        user = session.query(User).filter_by(username="technician2").one_or_none()
-        if user is None:
-            user = auth.create_user(session, username="technician2", password="x" * 12,
-                                    role="technician")
-            session.commit()
-        return user.id
-
-
 def add_device(engine, device_id: str, user_id: int, clock) -> str:
     with Session(engine) as session:
         session.add(Device(id=device_id, user_id=user_id, name=device_id, password_hash="x",
@@ -70,17 +58,7 @@ def add_device(engine, device_id: str, user_id: int, clock) -> str:
 
 
 def generate(engine, now, ahead=AHEAD) -> list[int]:
-    with Session(engine) as session:
-        created = service.generate_rounds(session, now, ahead=ahead)
-        session.commit()
-    return created
-
-
-def close(engine, now) -> service.SweepResult:
-    with Session(engine) as session:
-        result = service.close_due_rounds(session, now)
-        session.commit()
-    return result
+    return support.generate(engine, now, ahead)
 
 
 def deliver(engine, now, device_id=None) -> int:

@@ -21,7 +21,8 @@ from mobile_app.link import protocol
 from server.inspections import schedule, service
 from server.models import Device
 from tests.server.dispatch_support import make_crew
-from tests.server.inspections_support import World, near
+from tests.server.inspections_support import World, generate, near
+from tests.server.inspections_support import close as sweep
 from tests.server.tags_support import HELSINKI
 from tests.support import cli_env
 
@@ -49,20 +50,6 @@ def add_device(engine, device_id: str, user_id: int, clock) -> str:
                            created_at=clock.now(), created_by=user_id))
         session.commit()
     return device_id
-
-
-def generate(engine, now) -> list[int]:
-    with Session(engine) as session:
-        created = service.generate_rounds(session, now)
-        session.commit()
-    return created
-
-
-def sweep(engine, now) -> service.SweepResult:
-    with Session(engine) as session:
-        result = service.close_due_rounds(session, now)
-        session.commit()
-    return result
 
 
 def rounds(engine) -> list[tuple]:

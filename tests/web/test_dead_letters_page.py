@@ -17,8 +17,7 @@ from sqlalchemy import create_engine, delete
 from sqlalchemy.orm import Session
 
 from server.models import DeviceDeadLetter
-from tests.web.conftest import PASSWORD
-from tests.web.test_devices_page import shot
+from tests.web.test_devices_page import shot, sign_in
 
 pytestmark = pytest.mark.slow
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -44,15 +43,6 @@ def add_letters(pg_url: str, rows: list[dict]) -> list[int]:
         session.commit()
     engine.dispose()
     return ids
-
-
-def sign_in(page, server, username: str):
-    page.goto(server.url + "/devices")
-    page.fill("#login-username", username)
-    page.fill("#login-password", PASSWORD)
-    page.press("#login-password", "Enter")
-    expect(page.locator("#console-view")).to_be_visible()
-    return page
 
 
 def letter_ids(page) -> list[int]:
