@@ -105,13 +105,16 @@ def _validator(direction: str, kind: str):
 
 @cache
 def _fast_validator(direction: str, kind: str):
-    """The schema compiled by fastjsonschema (optional: ~10x faster than jsonschema on the
-    bridge's hot path); None where it is not installed (then jsonschema does everything)."""
+    """The schema compiled by jsonschema-rs (optional: ~4x faster than fastjsonschema and far
+    faster than jsonschema on the bridge's hot path); None where it is not installed (on the
+    handset), then jsonschema does everything. Its patterns follow ECMA-262 (``\\d`` is 0-9 only,
+    ``$`` is the end), so it is stricter than Python's ``re`` — never more lenient: what it
+    refuses goes to the reference."""
     try:
-        import fastjsonschema
+        import jsonschema_rs
     except ImportError:
         return None
-    return fastjsonschema.compile(schema(direction, kind))
+    return jsonschema_rs.validator_for(schema(direction, kind)).is_valid
 
 
 def validate(direction: str, kind: str, message: Any) -> None:
@@ -122,9 +125,9 @@ def validate(direction: str, kind: str, message: Any) -> None:
     fast = _fast_validator(direction, kind)
     if fast is not None:
         try:
-            fast(message)
-            return
-        except Exception:  # JsonSchemaException, or a type it did not expect
+            if fast(message):
+                return
+        except Exception:  # a value it cannot take (NaN, a huge int): the reference decides
             pass
     errors = sorted(_validator(direction, kind).iter_errors(message),
                     key=lambda e: list(e.absolute_path))

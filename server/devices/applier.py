@@ -3,7 +3,8 @@
 The bridge stores a deferred event in ``device_messages`` with ``applied_at`` NULL and acks it at
 once ("stored"); this module applies the stored events shortly after, exactly once:
 
-* one round reads a page of pending rows in id order and groups them by (device, kind);
+* one round reads a page of pending rows in id order and groups them by (device, kind), with
+  the devices' technicians in the same read;
 * each group is applied in its own transaction that first re-selects its rows ``FOR UPDATE SKIP
   LOCKED … AND applied_at IS NULL`` (so several bridges' appliers never apply a row twice, and a
   row applied meanwhile is skipped), calls the handler once with the merged message when the kind
@@ -14,11 +15,17 @@ once ("stored"); this module applies the stored events shortly after, exactly on
 * any other failure rolls the group back; it stays pending and is retried in the next round.
 
 One device's group per transaction keeps the lock pattern of one HTTP position report
-(server/dispatch/service.py: the crew's tickets, then the crew).
+(server/dispatch/service.py: the crew's tickets, then the crew). A group costs about ten
+statements whatever its size, so the bridge runs rounds at most every ``apply_interval`` seconds
+(server/devices/bridge.py): under load a handset's fixes of the last second are one crew update,
+not one per uplink batch. Each round walks the groups from a random starting point, so the
+appliers of several bridges rarely reach for the same group at once (a group one of them holds
+is skipped by the other's SKIP LOCKED, but the attempt costs a round trip).
 """
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from datetime import datetime
 from typing import Any
@@ -37,24 +44,34 @@ log = structlog.get_logger()
 
 _PENDING = text("SELECT id, device_id, kind FROM device_messages WHERE applied_at IS NULL "
                 "ORDER BY id LIMIT :limit")
+# the technician each device acts for (the handlers' actor), read once per round
+_ACTORS = text("SELECT d.id AS device_id, u.id, u.username, u.role FROM devices d "
+               "JOIN users u ON u.id = d.user_id WHERE d.id = ANY(:ids)")
 _CLAIM = text("SELECT id, payload FROM device_messages WHERE id = ANY(:ids) AND applied_at IS NULL "
               "ORDER BY id FOR UPDATE SKIP LOCKED")
 
 
 def apply_round(make_session: sessionmaker, handlers: dict[str, Spec], ctx: HandlerContext,
-                now: datetime, limit: int = 5000) -> int:
+                now: datetime, limit: int = 20000) -> int:
     """Apply up to ``limit`` pending events; returns how many were applied (accepted or
     rejected). Groups that failed otherwise stay pending."""
     with make_session() as session:
         pending = session.execute(_PENDING, {"limit": limit}).all()
+        if not pending:
+            return 0
+        actors = {r.device_id: Principal(id=r.id, username=r.username, role=Role(r.role))
+                  for r in session.execute(_ACTORS, {"ids": sorted({p.device_id for p in pending})})}
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for row_id, device_id, kind in pending:
         groups[(device_id, kind)].append(row_id)
+    order = sorted(groups.items())
+    start = random.randrange(len(order))
     done = 0
-    for (device_id, kind), ids in sorted(groups.items()):
+    for (device_id, kind), ids in order[start:] + order[:start]:
         try:
             with make_session() as session:
-                done += _apply_group(session, handlers, ctx, device_id, kind, ids, now)
+                done += _apply_group(session, handlers, ctx, device_id, kind, ids, now,
+                                     actors.get(device_id))
                 session.commit()
         except Exception:
             log.warning("mqtt.apply_failed", device_id=device_id, kind=kind, n=len(ids),
@@ -63,7 +80,8 @@ def apply_round(make_session: sessionmaker, handlers: dict[str, Spec], ctx: Hand
 
 
 def _apply_group(session: Session, handlers: dict[str, Spec], ctx: HandlerContext,
-                 device_id: str, kind: str, ids: list[int], now: datetime) -> int:
+                 device_id: str, kind: str, ids: list[int], now: datetime,
+                 actor: Principal | None = None) -> int:
     rows = session.execute(_CLAIM, {"ids": ids}).all()
     if not rows:
         return 0
@@ -74,8 +92,9 @@ def _apply_group(session: Session, handlers: dict[str, Spec], ctx: HandlerContex
         results = {r.id: ("rejected", err) for r in rows}
     else:
         device = session.get(Device, device_id)
-        user = session.get(User, device.user_id)
-        actor = Principal(id=user.id, username=user.username, role=Role(user.role))
+        if actor is None:
+            user = session.get(User, device.user_id)
+            actor = Principal(id=user.id, username=user.username, role=Role(user.role))
         merged = False
         if spec.merge is not None and len(rows) > 1:
             sp = session.begin_nested()

@@ -144,7 +144,7 @@ class Bridge:
                  client_id: str | None = None, group: str = protocol.SHARE_GROUP,
                  batch_max: int = 200, batch_wait: float = 0.005, publish_downlink: bool = True,
                  poll_interval: float = 2.0, max_in_flight: int = 1000,
-                 apply_deferred: bool = True) -> None:
+                 apply_deferred: bool = True, apply_interval: float = 1.0) -> None:
         from server.dispatch.service import DispatchConfig
         from server.tags.keys import keyring_from_settings
 
@@ -183,6 +183,7 @@ class Bridge:
         self._deferred_pending = False
         self._apply_wake = threading.Event()
         self.apply_deferred = apply_deferred
+        self.apply_interval = apply_interval  # seconds between the starts of applier rounds
         self.stats = {"batches": 0, "messages": 0, "fallbacks": 0, "downlink_published": 0}
 
     # -- the uplink path (no MQTT in here: tests call it directly too) --------------------------
@@ -303,8 +304,11 @@ class Bridge:
                 select(DeviceMessage.device_id, DeviceMessage.msg_id, DeviceMessage.result,
                        DeviceMessage.error)
                 .where(tuple_(DeviceMessage.device_id, DeviceMessage.msg_id).in_(old)))}
-        users = {u.id: u for u in session.scalars(_USERS, {"ids": sorted(
-            {devices[d].user_id for d, _ in inserted})})} if inserted else {}
+        # the technicians of the events applied now (a deferred one is applied by the applier)
+        user_ids = {devices[key[0]].user_id for key in inserted
+                    if not self.handlers[first[key].t.kind].deferred}
+        users = ({u.id: u for u in session.scalars(_USERS, {"ids": sorted(user_ids)})}
+                 if user_ids else {})
         for key, it in first.items():
             device = devices[key[0]]
             if key not in inserted:  # redelivery: ack again with the stored result, no effect
@@ -446,6 +450,7 @@ class Bridge:
 
     def _apply_worker(self) -> None:
         while not self._stopping.is_set():
+            started = time.monotonic()
             try:
                 n = self.apply_now()
             except Exception:
@@ -455,6 +460,8 @@ class Bridge:
             if n == 0:
                 self._apply_wake.wait(self.poll_interval)
                 self._apply_wake.clear()
+            else:  # at most one round per apply_interval: bigger groups, fewer statements
+                self._stopping.wait(max(0.0, self.apply_interval - (time.monotonic() - started)))
 
     # -- downlink publisher -----------------------------------------------------------------------
     def _listen_connection(self):
