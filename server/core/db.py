@@ -83,7 +83,8 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 class AsyncDatabase:
     """psycopg's async connection pool, for the hot path that runs on the event loop instead of
-    the thread pool (ticket intake, see :mod:`server.core.sqlplan`). Rows are named tuples.
+    the thread pool (ticket intake, see :mod:`server.core.sqlplan`). Rows are named tuples;
+    connections are in autocommit, :meth:`transaction` opens a transaction explicitly.
 
     Opened on first use (inside the server's event loop; an app that never takes a ticket holds
     no extra connections), closed by the app's lifespan. Like the sync engine, a connection idle
@@ -111,12 +112,25 @@ class AsyncDatabase:
             if self._pool is None:
                 pool = AsyncConnectionPool(
                     self._conninfo, min_size=min(4, self._size), max_size=self._size,
-                    kwargs={"row_factory": namedtuple_row, "application_name": "crewline"},
+                    kwargs={"row_factory": namedtuple_row, "application_name": "crewline",
+                            "autocommit": True},
                     check=self._check, timeout=self._timeout, open=False,
                     name="crewline-async")
                 await pool.open()
                 self._pool = pool
         return self._pool
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator:
+        """A pooled connection in autocommit, no pipeline: each statement is its own transaction
+        and one round trip (for a plan whose writes are one statement, see
+        :func:`server.core.sqlplan.run_async`)."""
+        pool = self._pool or await self._open()
+        async with pool.connection() as conn:
+            try:
+                yield conn
+            finally:
+                self._last_used[conn] = time.monotonic()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator:

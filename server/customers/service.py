@@ -31,7 +31,8 @@ SELECT c.id, c.account_no, c.name, c.preferred_language, c.sms_consent,
                 'location', CASE WHEN t.location IS NULL THEN NULL ELSE json_build_object(
                     'lon', round(ST_X(t.location)::numeric, 7),
                     'lat', round(ST_Y(t.location)::numeric, 7)) END,
-                'created_at', t.created_at, 'sla_level', t.sla_level) ORDER BY t.id DESC)
+                'created_at', t.created_at, 'sla_level', t.sla_level)
+                ORDER BY t.created_at DESC, t.id DESC)
               FROM tickets t WHERE t.customer_id = c.id
                AND t.status IN ('new','assigned','accepted','en_route','on_site')), '[]')
     AS open_tickets,

@@ -49,6 +49,8 @@ class Ticket(Timestamped, Base):
         Index("ix_tickets_customer_open", "customer_id", postgresql_where=text(
             f"status IN {_in(OPEN_STATUSES)}")),
         Index("ix_tickets_status_created", "status", "created_at"),
+        # lists, newest first: ids come in blocks per process (server.tickets.ids), not in order
+        Index("ix_tickets_created", "created_at", "id"),
         # duplicate search: open tickets near a point, in metres on the geography type
         Index("ix_tickets_open_location_geog", text("(location::geography)"),
               postgresql_using="gist",

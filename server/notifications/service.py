@@ -125,22 +125,32 @@ FROM tickets t LEFT JOIN customers c ON c.id = t.customer_id
 WHERE t.id = :ticket_id
 """)
 
-_INSERT = text("""
+def insert_sql(p: str = "", source: str = "") -> str:
+    """The outbox INSERT of one ticket SMS; the rules it holds: opt-outs and a refused consent
+    queue the row as suppressed, an identical repeat (dedupe key) is a no-op. Binds the keys of
+    :func:`ticket_sms` prefixed with ``p``, and ``:now``. ``source``: what follows the SELECT
+    (``FROM x WHERE …``), for the intake that runs it as a CTE of its statement."""
+    return f"""
 INSERT INTO sms_messages (ticket_id, customer_id, outage_ref, to_e164, language, template, body,
     encoding, segments, urgent, dedupe_key, status, error_code, attempts, next_attempt_at,
     created_at, updated_at)
-VALUES (:ticket_id, :customer_id, NULL, :to, :language, :template, :body, :encoding, :segments,
-    :urgent, :dedupe_key,
-    CASE WHEN CAST(:no_consent AS boolean)
-              OR EXISTS (SELECT 1 FROM sms_opt_outs o WHERE o.e164 = CAST(:to AS varchar))
+SELECT CAST(:{p}ticket_id AS bigint), CAST(:{p}customer_id AS bigint), NULL,
+    CAST(:{p}to AS varchar), CAST(:{p}language AS varchar), CAST(:{p}template AS varchar),
+    CAST(:{p}body AS text), CAST(:{p}encoding AS varchar), CAST(:{p}segments AS smallint),
+    CAST(:{p}urgent AS boolean), CAST(:{p}dedupe_key AS varchar),
+    CASE WHEN CAST(:{p}no_consent AS boolean)
+              OR EXISTS (SELECT 1 FROM sms_opt_outs o WHERE o.e164 = CAST(:{p}to AS varchar))
          THEN 'suppressed' ELSE 'pending' END,
-    CASE WHEN CAST(:no_consent AS boolean) THEN 'no_consent'
-         WHEN EXISTS (SELECT 1 FROM sms_opt_outs o WHERE o.e164 = CAST(:to AS varchar))
+    CASE WHEN CAST(:{p}no_consent AS boolean) THEN 'no_consent'
+         WHEN EXISTS (SELECT 1 FROM sms_opt_outs o WHERE o.e164 = CAST(:{p}to AS varchar))
          THEN 'opted_out' END,
-    0, :now, :now, :now)
+    0, :now, :now, :now
+{source}
 ON CONFLICT (dedupe_key) DO NOTHING
-RETURNING id
-""")
+RETURNING id"""
+
+
+_INSERT = text(insert_sql())
 
 
 def _is_mobile(e164: str | None) -> bool:
@@ -172,12 +182,12 @@ def _queue_ticket_sms(session: Session, r: TicketRecipient, key: TemplateKey, no
     return sqlplan.run(session, _ticket_sms_plan(r, key, now, values))
 
 
-def _ticket_sms_plan(r: TicketRecipient, key: TemplateKey, now: datetime,
-                     values: dict[str, str] | None = None, *,
-                     fetch: bool = True) -> Plan[int | None]:
-    """The rules of every ticket SMS: the reporter's mobile first, then the customer's; the
-    customer's consent; opt-outs (in the INSERT); one identical message per ticket. Returns the
-    outbox id (``None`` if nobody to text, a repeat, or ``fetch=False``: not waited for)."""
+def ticket_sms(r: TicketRecipient, key: TemplateKey,
+               values: dict[str, str] | None = None) -> dict | None:
+    """The rules of every ticket SMS before its INSERT (:func:`insert_sql`): the reporter's
+    mobile first, then the customer's; the text in the ticket's language (zh-CN if it has
+    none), with the staff's override; the customer's consent; one identical message per ticket.
+    The INSERT's parameters (without ``now``), or ``None`` when there is nobody to text."""
     to = next((n for n in (r.reporter_phone, r.customer_mobile) if _is_mobile(n)), None)
     if to is None:
         return None
@@ -185,13 +195,23 @@ def _ticket_sms_plan(r: TicketRecipient, key: TemplateKey, now: datetime,
     rendered = templates.render(key, language,
                                 {"number": f"CL-{r.ticket_id:07d}", **(values or {})},
                                 override=r.override)
-    row = yield Step(_INSERT, {
+    return {
         "ticket_id": r.ticket_id, "customer_id": r.customer_id, "to": to, "language": language,
         "template": key.value, "body": rendered.body, "encoding": rendered.encoding,
         "segments": rendered.segments,
         "urgent": key in templates.URGENT or r.priority == "emergency",
         "dedupe_key": _dedupe_key(f"ticket:{r.ticket_id}", key.value, to, rendered.body),
-        "no_consent": r.consent is False, "now": now}, fetch=fetch)
+        "no_consent": r.consent is False}
+
+
+def _ticket_sms_plan(r: TicketRecipient, key: TemplateKey, now: datetime,
+                     values: dict[str, str] | None = None) -> Plan[int | None]:
+    """Queue a ticket SMS (:func:`ticket_sms`). Returns the outbox id (``None`` if nobody to
+    text or a repeat)."""
+    params = ticket_sms(r, key, values)
+    if params is None:
+        return None
+    row = yield Step(_INSERT, {**params, "now": now})
     return row.id if row is not None else None
 
 
@@ -208,26 +228,55 @@ def enqueue_for_ticket(session: Session, ticket_id: int, key: TemplateKey, now: 
         row.customer_mobile, row.sms_consent, row.custom_body), key, now, values)
 
 
-# Read by the ticket intake in the same statement that creates the ticket (one round trip instead
-# of three): what the "ticket received" SMS needs to know. Binds :language and :customer_id.
-RECEIPT_CONTEXT_COLUMNS = """
-(SELECT s.body FROM sms_templates s
-  WHERE s.key = 'ticket_received' AND s.language = CAST(:language AS varchar)) AS sms_override,
-(SELECT p.e164 FROM customer_phones p
-  WHERE p.customer_id = CAST(:customer_id AS bigint) AND p.kind = 'mobile'
-  ORDER BY p.id LIMIT 1) AS sms_customer_mobile,
-(SELECT c.sms_consent FROM customers c WHERE c.id = CAST(:customer_id AS bigint)) AS sms_consent
-"""
+class TemplateOverrides:
+    """The staff's texts (sms_templates) of one template, by language, cached per process for
+    the ticket intake, which renders the "received" SMS before its one statement. The statement
+    checks that the override it was rendered with is still the stored one
+    (:func:`receipt_cte`); if not it fails with :data:`TEMPLATE_CHANGED` having written nothing,
+    and the intake reads the texts again (``load(refresh=True)``) and tries once more."""
+
+    def __init__(self, key: TemplateKey) -> None:
+        self.key = key
+        self._bodies: dict[str, str] | None = None
+
+    def load(self, *, refresh: bool = False) -> Plan[dict[str, str]]:
+        """A sub-plan: the overrides by language, read when not cached or when ``refresh``
+        (after the statement found the cache stale: read now, not whatever a concurrent reader
+        that started before the change stored meanwhile)."""
+        bodies = None if refresh else self._bodies
+        if bodies is None:
+            row = yield Step(_OVERRIDES, {"key": self.key.value}, writes=False)
+            bodies = self._bodies = dict(row.bodies)
+        return bodies
 
 
-def receipt_plan(*, ticket_id: int, customer_id: int | None, language: str, priority: str,
-                 reporter_phone: str | None, context, now: datetime) -> Plan[None]:
-    """The "ticket received" SMS of a new ticket, queued with one INSERT that the intake does not
-    wait for (it goes with the commit): ``context`` is the row holding
-    :data:`RECEIPT_CONTEXT_COLUMNS`, read when the ticket was written."""
-    return _ticket_sms_plan(TicketRecipient(
-        ticket_id, customer_id, language, priority, reporter_phone, context.sms_customer_mobile,
-        context.sms_consent, context.sms_override), TemplateKey.ticket_received, now, fetch=False)
+_OVERRIDES = text("""
+SELECT COALESCE(json_object_agg(language, body), '{}') AS bodies FROM sms_templates
+WHERE key = :key
+""")
+
+# SQLSTATE of sms_template_unchanged() (migration 0202_intake_statement): the stored override
+# is not the one the message was rendered with.
+TEMPLATE_CHANGED = "CL001"
+
+
+def receipt_cte(source: str) -> str:
+    """The "ticket received" SMS as an INSERT for a CTE of the intake statement: one row per row
+    of ``source`` (the inserted ticket), with :func:`receipt_params`'s parameters; the whole
+    statement fails (TEMPLATE_CHANGED) if the staff's override is not the one rendered with."""
+    return insert_sql("sms_", f"""FROM {source}
+WHERE sms_template_unchanged('{TemplateKey.ticket_received.value}',
+        CAST(:sms_template_language AS varchar), CAST(:sms_override AS text))""")
+
+
+def receipt_params(r: TicketRecipient) -> dict | None:
+    """The parameters of :func:`receipt_cte` for the new ticket ``r`` (``r.override`` from
+    :class:`TemplateOverrides`), or ``None`` when there is nobody to text."""
+    params = ticket_sms(r, TemplateKey.ticket_received)
+    if params is None:
+        return None
+    return {**{f"sms_{k}": v for k, v in params.items()},
+            "sms_template_language": r.language, "sms_override": r.override}
 
 
 def on_ticket_event(session: Session, ticket_id: int, kind: str, now: datetime) -> int | None:

@@ -13,40 +13,53 @@ from server.outages import sql
 from server.outages.schemas import OutageHint
 from server.outages.words import type_word
 
+
 # A new ticket inside an active outage (started, confirmed or restoring) whose type explains the
 # ticket's symptom is linked to it; both audit trails record it. The newest-starting outage wins
 # when several cover the place. ON CONFLICT: a ticket belongs to one outage, linking is
 # idempotent.
-_ABSORB = text(f"""
-WITH t AS (
-  SELECT id, location, {sql.symptom('tickets')} AS symptom FROM tickets
-  WHERE id = :ticket_id AND location IS NOT NULL),
-o AS (
-  SELECT o.id FROM outages o, t
-  WHERE {sql.ACTIVE} AND o.starts_at <= :now AND t.symptom IS NOT NULL
+def absorb_ctes(source: str, after: str | None = None) -> str:
+    """The absorption as CTEs (``absorb_o``, ``absorb_l``, ``absorb_e``, ``absorb_te``) of a
+    statement whose ``source`` relation holds the new ticket's ``id``, ``category``,
+    ``description`` and ``location``: the standalone hook reads them from the ticket, the intake
+    takes them from its INSERT's RETURNING. Binds ``:now``. ``after``: a one-row relation the
+    ticket's ``outage_linked`` event is written after (the intake's ``created`` event), so the
+    audit trail keeps its order."""
+    return f"""absorb_o AS (
+  SELECT o.id
+  FROM outages o, (SELECT s.location, {sql.symptom('s')} AS symptom FROM {source} s) t
+  WHERE {sql.ACTIVE} AND o.starts_at <= :now AND t.location IS NOT NULL
+    AND t.symptom IS NOT NULL
     AND {sql.MATCHES.format(symptom='t.symptom')} AND {sql.covers('t.location')}
   ORDER BY o.starts_at DESC, o.id DESC LIMIT 1),
-l AS (
+absorb_l AS (
   INSERT INTO outage_tickets (ticket_id, outage_id, source, linked_at)
-  SELECT t.id, o.id, 'auto', :now FROM t, o
+  SELECT t.id, o.id, 'auto', :now FROM {source} t, absorb_o o
   ON CONFLICT (ticket_id) DO NOTHING
   RETURNING ticket_id, outage_id),
-e AS (
+absorb_e AS (
   INSERT INTO outage_events (outage_id, at, kind, data)
   SELECT outage_id, :now, 'ticket_linked',
-         jsonb_build_object('ticket_id', ticket_id, 'source', 'auto') FROM l),
-te AS (
+         jsonb_build_object('ticket_id', ticket_id, 'source', 'auto') FROM absorb_l),
+absorb_te AS (
   INSERT INTO ticket_events (ticket_id, at, kind, data)
-  SELECT ticket_id, :now, 'outage_linked',
-         jsonb_build_object('outage_id', outage_id, 'ref', {sql.ref('outage_id')},
-                            'source', 'auto') FROM l)
-SELECT outage_id FROM l
+  SELECT l.ticket_id, :now, 'outage_linked',
+         jsonb_build_object('outage_id', l.outage_id, 'ref', {sql.ref('l.outage_id')},
+                            'source', 'auto') FROM absorb_l l{f', {after}' if after else ''})"""
+
+
+_ABSORB = text(f"""
+WITH absorb_t AS (
+  SELECT id, category, description, location FROM tickets WHERE id = :ticket_id),
+{absorb_ctes('absorb_t')}
+SELECT outage_id FROM absorb_l
 """)
 
 
 def absorb_plan(ticket_id: int, now: datetime) -> Plan[None]:
-    """A step of the ticket intake's plan, in its transaction: link the new ticket to the active
-    outage that explains it. Not waited for: it goes with the commit."""
+    """Link a ticket to the active outage that explains it, in the caller's transaction. Not
+    waited for: it goes with the next synchronisation. (The intake does the same in its own
+    statement, :func:`absorb_ctes`.)"""
     yield Step(_ABSORB, {"ticket_id": ticket_id, "now": now}, fetch=False)
 
 

@@ -8,7 +8,9 @@ from server.auth.service import Principal
 from server.core import sqlplan
 from server.core.clock import Clock
 from server.models import Role
+from server.notifications import service as notifications  # [notifications]
 from server.tickets import service
+from server.tickets.ids import TicketIds
 from server.tickets.lifecycle import Category, Status
 from server.tickets.schemas import (
     CallbackIn,
@@ -33,6 +35,19 @@ async def policy(request: Request) -> service.Policy:
     return pol
 
 
+def _intake_state(request: Request) -> tuple[TicketIds, notifications.TemplateOverrides]:
+    """This process's ticket id block and cached "received" template (one per app)."""
+    state = request.app.state
+    ids = getattr(state, "ticket_ids", None)
+    if ids is None:
+        ids = state.ticket_ids = TicketIds(state.settings.ticket_id_block)
+    overrides = getattr(state, "receipt_templates", None)
+    if overrides is None:
+        overrides = state.receipt_templates = notifications.TemplateOverrides(
+            notifications.TemplateKey.ticket_received)
+    return ids, overrides
+
+
 @router.post("", response_model=TicketCreated, status_code=201)
 async def create_ticket(request: Request, body: TicketIn,
                         principal: Principal = Depends(require(*STAFF_DESK)),
@@ -40,11 +55,13 @@ async def create_ticket(request: Request, body: TicketIn,
                         pol: service.Policy = Depends(policy)) -> TicketCreated:
     """The call-center's hot path runs on the event loop, on psycopg's async driver: no thread
     hand-off, no ORM session (docs/benchmarks.md, intake). The rules are the same plan every
-    other caller runs on a session."""
+    other caller runs on a session. Its writes are one statement, so it runs in autocommit: one
+    round trip when the process has ticket ids left and no customer is named."""
     now = clock.now()
-    async with request.app.state.async_db.transaction() as conn:
+    ids, overrides = _intake_state(request)
+    async with request.app.state.async_db.connection() as conn:
         ticket, duplicates = await sqlplan.run_async(
-            conn, service.create_plan(body, principal, now, pol))
+            conn, service.create_plan(body, principal, now, pol, ids=ids, overrides=overrides))
     # built from validated parts already: serialised once, not validated again on the way out
     return Response(TicketCreated(ticket=ticket, possible_duplicates=duplicates).model_dump_json(),
                     status_code=201, media_type="application/json")

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import literal, or_, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from server.auth.service import Principal
@@ -22,9 +22,10 @@ from server.customers import phones
 from server.devices import work_orders  # [devices]
 from server.models import SRID, Role, SlaClock, Ticket, TicketEvent, TicketLink, User
 from server.notifications import service as notifications  # [notifications]
-from server.outages.absorb import absorb_plan  # [outages]
+from server.outages.absorb import absorb_ctes  # [outages]
 from server.settings import Settings
 from server.tickets import sla
+from server.tickets.ids import TicketIds
 from server.tickets.lifecycle import (
     FIELD_CATEGORIES,
     FIRST_CONTACT_CATEGORIES,
@@ -124,26 +125,40 @@ def find_duplicates(session: Session, *, category: str, lon: float, lat: float, 
 
 def create(session: Session, data: TicketIn, actor: Principal, now: datetime,
            policy: Policy) -> tuple[TicketOut, list[TicketSummary]]:
-    """:func:`create_plan` in the session's transaction (jobs, CLI, demo, tests)."""
+    """:func:`create_plan` in the session's transaction (jobs, CLI, demo, tests): a fresh id
+    from the sequence, the template overrides read anew."""
     return sqlplan.run(session, create_plan(data, actor, now, policy))
 
 
-def create_plan(data: TicketIn, actor: Principal, now: datetime,
-                policy: Policy) -> Plan[tuple[TicketOut, list[TicketSummary]]]:
+def create_plan(data: TicketIn, actor: Principal, now: datetime, policy: Policy, *,
+                ids: TicketIds | None = None,
+                overrides: notifications.TemplateOverrides | None = None,
+                ) -> Plan[tuple[TicketOut, list[TicketSummary]]]:
     """Log a ticket: place it, write it with its audit event and SLA clocks, queue its
     "received" SMS, link it to an active outage that explains it. Returns the ticket and the open
     tickets nearby it may duplicate. A plan (:mod:`server.core.sqlplan`): the HTTP intake runs it
-    on the event loop's async driver, everything else on a session."""
+    on the event loop's async driver, everything else on a session.
+
+    Its only writing step is one statement (so it may run in autocommit): before it, reads (the
+    customer, service point or address; a block of ticket ids from ``ids`` when the process has
+    none left; the "received" template overrides when ``overrides`` has none cached). The id
+    being known, the SMS is rendered here and inserted by the statement; if the staff's template
+    changed since it was cached, the statement fails having written nothing, and is tried once
+    more with the stored template."""
+    if ids is None:
+        ids = TicketIds(1)
+    if overrides is None:
+        overrides = notifications.TemplateOverrides(notifications.TemplateKey.ticket_received)
     customer = None  # row of _CUSTOMER
     lon = lat = None
     address = data.address
     service_point_id = data.service_point_id
     if data.customer_id is not None:
-        customer = yield Step(_CUSTOMER, {"id": data.customer_id})
+        customer = yield Step(_CUSTOMER, {"id": data.customer_id}, writes=False)
         if customer is None:
             raise InvalidInput(f"customer {data.customer_id} does not exist", field="customer_id")
     if service_point_id is not None:
-        sp = yield Step(_SERVICE_POINT, {"id": service_point_id})
+        sp = yield Step(_SERVICE_POINT, {"id": service_point_id}, writes=False)
         if sp is None:
             raise InvalidInput(f"service point {service_point_id} does not exist",
                                field="service_point_id")
@@ -151,7 +166,7 @@ def create_plan(data: TicketIn, actor: Principal, now: datetime,
             raise InvalidInput(f"service point {service_point_id} does not belong to customer "
                                f"{customer.id}", field="service_point_id")
         if customer is None:
-            customer = yield Step(_CUSTOMER, {"id": sp.customer_id})
+            customer = yield Step(_CUSTOMER, {"id": sp.customer_id}, writes=False)
         lon, lat, address = sp.lon, sp.lat, address or sp.address
     elif data.location is not None:
         lon, lat = data.location.lon, data.location.lat
@@ -161,7 +176,7 @@ def create_plan(data: TicketIn, actor: Principal, now: datetime,
     elif address:
         # a caller who is not the account holder names a street address: place it where a known
         # service point has that address (the utility's own address book is the geocoder)
-        place = yield Step(_ADDRESS, {"address": address})
+        place = yield Step(_ADDRESS, {"address": address}, writes=False)
         if place is not None:
             lon, lat = place.lon, place.lat
     if lon is None and data.category in FIELD_CATEGORIES:
@@ -178,20 +193,32 @@ def create_plan(data: TicketIn, actor: Principal, now: datetime,
         "reporter_name": data.reporter_name, "reporter_phone": reporter_phone,
         "language": data.language or (customer.language if customer else "zh-CN"),
     }
-    # one round trip: duplicates nearby (seen before the insert), the ticket, its audit event
-    # with those duplicates, its SLA clocks, and what its "received" SMS needs
-    row = yield Step(_CREATE, {
+    ticket_id = yield from ids.take()
+    params = {
         **values, **_duplicate_params(category=values["category"], lon=values["lon"],
                                       lat=values["lat"], now=now, policy=policy),
-        "actor": actor.id, "now": now, "channel_data": json.dumps({"channel": values["channel"]}),
-        "warn_fraction": policy.sla_warning_fraction})
+        "ticket_id": ticket_id, "actor": actor.id, "now": now,
+        "channel_data": json.dumps({"channel": values["channel"]}),
+        "warn_fraction": policy.sla_warning_fraction}
+    for attempt in (1, 2):
+        # the second time: the statement found the cached text stale, read the stored one
+        by_language = yield from overrides.load(refresh=attempt == 2)
+        sms = notifications.receipt_params(notifications.TicketRecipient(  # [notifications]
+            ticket_id, values["customer_id"], values["language"], values["priority"],
+            reporter_phone, customer.sms_mobile if customer else None,
+            customer.sms_consent if customer else None, by_language.get(values["language"])))
+        # one round trip: duplicates nearby (seen before the insert), the ticket, its audit
+        # event with those duplicates, its SLA clocks, its "received" SMS, its outage link
+        try:
+            row = yield Step(_CREATE_SMS if sms else _CREATE, {**params, **(sms or {})},
+                             recover=True)
+            break
+        except Exception as e:
+            if attempt == 2 or sqlplan.sqlstate(e) != notifications.TEMPLATE_CHANGED:
+                raise
     duplicates = [_summary_row(r) for r in (row.duplicates or [])]
     event_data = {"channel": values["channel"],
                   "possible_duplicates": [t.id for t in duplicates]}
-    yield from notifications.receipt_plan(  # [notifications] the "received" SMS, same transaction
-        ticket_id=row.id, customer_id=values["customer_id"], language=values["language"],
-        priority=values["priority"], reporter_phone=reporter_phone, context=row, now=now)
-    yield from absorb_plan(row.id, now)  # [outages] inside an active outage: link to it
     ticket = TicketOut(
         id=row.id, number=f"CL-{row.id:07d}", status=Status.new, created_at=now, updated_at=now,
         sla_level=0, location=PointOut(lon=round(lon, 7), lat=round(lat, 7)) if lon is not None else None,
@@ -209,9 +236,12 @@ def create_plan(data: TicketIn, actor: Principal, now: datetime,
 
 # Where a ticket is placed from (intake): the customer, with its service point when it has
 # exactly one; a service point; a known service address.
+# With what the "received" SMS needs of the customer: its first mobile and its consent.
 _CUSTOMER = text("""
 SELECT c.id, c.preferred_language AS language, s.id AS only_sp_id, ST_X(s.geom) AS only_sp_lon,
-       ST_Y(s.geom) AS only_sp_lat, s.address AS only_sp_address
+       ST_Y(s.geom) AS only_sp_lat, s.address AS only_sp_address, c.sms_consent,
+       (SELECT p.e164 FROM customer_phones p WHERE p.customer_id = c.id AND p.kind = 'mobile'
+         ORDER BY p.id LIMIT 1) AS sms_mobile
 FROM customers c
 LEFT JOIN LATERAL (
   SELECT id, geom, address, count(*) OVER () AS n FROM service_points
@@ -228,21 +258,25 @@ WHERE lower(address) = lower(CAST(:address AS varchar)) ORDER BY id LIMIT 1
 """)
 
 
-# Duplicates, the ticket, its "created" audit event, its SLA clocks and the SMS context in one
-# round trip. Every CTE sees the snapshot from before the insert: the new ticket is never its own
-# duplicate.
-_CREATE = text(f"""
+# Duplicates, the ticket (its id given: server.tickets.ids), its "created" audit event, its SLA
+# clocks, its outage link (with both audit events) and — _CREATE_SMS — its "received" SMS in one
+# statement. Every CTE sees the snapshot from before the insert: the new ticket is never its own
+# duplicate. The outage CTEs take the ticket's category, description and place from the
+# INSERT's RETURNING, not from the table.
+def _create_sql(sms: bool) -> str:
+    sms_cte = f",\nsms AS ({notifications.receipt_cte('t')})" if sms else ""
+    return f"""
 WITH d AS ({_DUPLICATES_SQL}),
 t AS (
-  INSERT INTO tickets (category, priority, channel, status, customer_id, service_point_id,
+  INSERT INTO tickets (id, category, priority, channel, status, customer_id, service_point_id,
       location, address, description, reporter_name, reporter_phone, language, created_by,
       created_at, updated_at, first_contact_resolution, reopen_count, sla_level)
-  VALUES (:category, :priority, :channel, 'new', :customer_id, :service_point_id,
+  VALUES (:ticket_id, :category, :priority, :channel, 'new', :customer_id, :service_point_id,
       CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
            ELSE ST_SetSRID(ST_MakePoint(CAST(:lon AS float8), CAST(:lat AS float8)), :srid) END,
       :address, :description, :reporter_name, :reporter_phone, :language, :actor,
       :now, :now, false, 0, 0)
-  RETURNING id),
+  RETURNING id, category, description, location),
 e AS (
   INSERT INTO ticket_events (ticket_id, at, actor_id, kind, to_status, data)
   SELECT t.id, :now, :actor, 'created', 'new',
@@ -255,16 +289,20 @@ c AS (
   SELECT t.id, c.clock, 0, :now, {sla.CLOCK_TIMES}
   FROM t, {sla.POLICY_CLOCKS_FROM}
   WHERE {sla.POLICY_CLOCKS_WHERE}
-  RETURNING clock, cycle, started_at, warn_at, due_at)
+  RETURNING clock, cycle, started_at, warn_at, due_at),
+{absorb_ctes('t', after='e')}{sms_cte}
 SELECT t.id, e.id AS event_id,
        COALESCE((SELECT json_agg(json_build_object('clock', c.clock, 'cycle', c.cycle,
                    'started_at', c.started_at, 'warn_at', c.warn_at, 'due_at', c.due_at)
                    ORDER BY array_position(ARRAY['assign','arrive','resolve'], c.clock::text))
                  FROM c), '[]') AS clocks,
-       (SELECT json_agg(d ORDER BY d.distance_m) FROM d) AS duplicates,
-       {notifications.RECEIPT_CONTEXT_COLUMNS}
+       (SELECT json_agg(d ORDER BY d.distance_m) FROM d) AS duplicates
 FROM t, e
-""")
+"""
+
+
+_CREATE = text(_create_sql(sms=False))
+_CREATE_SMS = text(_create_sql(sms=True))
 
 
 def get(session: Session, ticket_id: int, *, lock: bool = False) -> Ticket:
@@ -396,7 +434,9 @@ def link_duplicate(session: Session, ticket_id: int, body: LinkIn, actor: Princi
 def list_tickets(session: Session, *, status: list[Status] | None = None,
                  category: Category | None = None, customer_id: int | None = None,
                  before_id: int | None = None, limit: int = 50) -> list[Ticket]:
-    q = select(Ticket).order_by(Ticket.id.desc()).limit(limit)
+    """Newest first, by creation time (ids are not in creation order across server processes:
+    server.tickets.ids); ``before_id`` pages on from that ticket."""
+    q = select(Ticket).order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit)
     if status:
         q = q.where(Ticket.status.in_([s.value for s in status]))
     if category:
@@ -404,7 +444,8 @@ def list_tickets(session: Session, *, status: list[Status] | None = None,
     if customer_id:
         q = q.where(Ticket.customer_id == customer_id)
     if before_id:
-        q = q.where(Ticket.id < before_id)
+        anchor = select(Ticket.created_at).where(Ticket.id == before_id).scalar_subquery()
+        q = q.where(tuple_(Ticket.created_at, Ticket.id) < tuple_(anchor, literal(before_id)))
     return list(session.scalars(q))
 
 
