@@ -78,38 +78,28 @@ def _loadgen(port: int, devices: list[str], per: int, fixes: int, window: int, m
     state = {"left": len(devices), "first": None, "last": None}
     sent_ids: list[str] = []
     clients = []
-    for device_id in devices:
-        payloads = _payloads(device_id, per, fixes)
-        sent_ids.extend(m for m, _ in payloads)
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id,
-                        protocol=mqtt.MQTTv5)
-        c.username_pw_set(device_id, DEVICE_PASSWORD)
-        c.max_inflight_messages_set(window)
-        h = {"device": device_id, "payloads": payloads, "next": 0, "acked": 0,
-             "topic": protocol.up_topic(device_id, "positions"),
-             "connected": False, "subscribed": mode != "e2e"}
-        c.user_data_set(h)
+    failures: list[str] = []  # a refused connect/subscribe, a dropped connection: fail fast
 
-        def on_connect(client, h, flags, rc, props) -> None:
-            h["connected"] = True
+    def on_connect(client, h, flags, rc, props) -> None:
+        if rc.is_failure:
+            failures.append(f"{h['device']}: connect refused: {rc}")
+        h["connected"] = True
 
-        def finished_one(client, h) -> None:
-            h["acked"] += 1
-            if h["acked"] == len(h["payloads"]):
-                state["left"] -= 1
-                state["last"] = time.time()
-            else:
-                send_one(client, h)
+    def on_disconnect(client, h, flags, rc, props) -> None:
+        failures.append(f"{h['device']}: connection lost: {rc}")
 
-        c.on_connect = on_connect
-        if mode == "e2e":
-            # an application ack (only acks arrive on down/ack)
-            c.on_message = lambda client, h, msg: finished_one(client, h)
-            c.on_subscribe = lambda client, h, mid, rc, props: h.__setitem__("subscribed", True)
+    def on_subscribe(client, h, mid, rcs, props) -> None:
+        if not rcs or rcs[0].is_failure:
+            failures.append(f"{h['device']}: subscribe refused: {rcs}")
+        h["subscribed"] = True
+
+    def finished_one(client, h) -> None:
+        h["acked"] += 1
+        if h["acked"] == len(h["payloads"]):
+            state["left"] -= 1
+            state["last"] = time.time()
         else:
-            c.on_publish = lambda client, h, mid, rc, props: finished_one(client, h)  # PUBACK
-        c.connect("127.0.0.1", port, clean_start=True)
-        clients.append((c, h))
+            send_one(client, h)
 
     def send_one(client, h) -> None:
         i = h["next"]
@@ -118,44 +108,86 @@ def _loadgen(port: int, devices: list[str], per: int, fixes: int, window: int, m
             client.publish(h["topic"], h["payloads"][i][1], qos=1)
 
     sel = selectors.DefaultSelector()
-    for c, h in clients:
-        sel.register(c.socket(), selectors.EVENT_READ, (c, h))
+    stalled: set = set()  # clients whose socket took only part of what they had to send
 
-    def pump(until, timeout: float = 600) -> None:
+    def flush(c) -> None:
+        if c.want_write():
+            check(c, c.loop_write())
+            (stalled.add if c.want_write() else stalled.discard)(c)
+
+    def check(c, rc) -> None:
+        if rc != mqtt.MQTT_ERR_SUCCESS:
+            failures.append(f"{c.user_data_get()['device']}: {mqtt.error_string(rc)}")
+
+    def pump(until, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         misc_at = 0.0
         while not until():
+            if failures:
+                raise RuntimeError("; ".join(failures[:5]))
             now = time.monotonic()
             if now > deadline:
-                raise RuntimeError("the handsets did not finish in time")
+                raise RuntimeError(f"the handsets did not finish within {timeout:.0f} s")
             for key, _ in sel.select(0.05):
-                c = key.data[0]
-                c.loop_read(100)
-                if c.want_write():  # what callbacks published while reading
-                    c.loop_write()
+                c = key.data
+                check(c, c.loop_read(100))
+                flush(c)  # what callbacks published while reading
+            for c in list(stalled):
+                flush(c)
             if now - misc_at > 1.0:  # keepalive pings, retries
                 misc_at = now
                 for c, _ in clients:
-                    c.loop_misc()
-                    if c.want_write():
-                        c.loop_write()
+                    check(c, c.loop_misc())
+                    flush(c)
 
-    pump(lambda: all(h["connected"] for _, h in clients), 60)
-    if mode == "e2e":
+    try:
+        for device_id in devices:
+            payloads = _payloads(device_id, per, fixes)
+            sent_ids.extend(m for m, _ in payloads)
+            c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=device_id,
+                            protocol=mqtt.MQTTv5)
+            c.username_pw_set(device_id, DEVICE_PASSWORD)
+            c.max_inflight_messages_set(window)
+            h = {"device": device_id, "payloads": payloads, "next": 0, "acked": 0,
+                 "topic": protocol.up_topic(device_id, "positions"),
+                 "connected": False, "subscribed": mode != "e2e"}
+            c.user_data_set(h)
+            c.on_connect, c.on_disconnect = on_connect, on_disconnect
+            if mode == "e2e":
+                # an application ack (only acks arrive on down/ack)
+                c.on_message = lambda client, h, msg: finished_one(client, h)
+                c.on_subscribe = on_subscribe
+            else:
+                c.on_publish = lambda client, h, mid, rc, props: finished_one(client, h)  # PUBACK
+            c.connect("127.0.0.1", port, clean_start=True)
+            sel.register(c.socket(), selectors.EVENT_READ, c)
+            clients.append((c, h))
+        pump(lambda: all(h["connected"] for _, h in clients), 60)
+        if mode == "e2e":
+            for c, h in clients:
+                c.subscribe(protocol.down_topic(h["device"], "ack"), qos=1)
+                flush(c)
+            pump(lambda: all(h["subscribed"] for _, h in clients), 60)
+        ready.put(len(clients))
+        state["ready"] = True
+        pump(go.is_set, 600)  # keepalive goes on while the other processes get ready
+        state["first"] = time.time()
         for c, h in clients:
-            c.subscribe(protocol.down_topic(h["device"], "ack"), qos=1)
-        pump(lambda: all(h["subscribed"] for _, h in clients), 60)
-    ready.put(len(clients))
-    go.wait()
-    state["first"] = time.time()
-    for c, h in clients:
-        for _ in range(window):
-            send_one(c, h)
-    pump(lambda: state["left"] == 0)
-    results.put({"first": state["first"], "last": state["last"], "left": state["left"],
-                 "sent": sent_ids if mode == "e2e" else [], "n": len(sent_ids)})
-    for c, _ in clients:
-        c.disconnect()
+            for _ in range(window):
+                send_one(c, h)
+            flush(c)
+        pump(lambda: state["left"] == 0, 600)
+    except Exception as exc:  # reported to the parent, which fails the run with it
+        state["error"] = f"{type(exc).__name__}: {exc}"
+        if not state.get("ready"):
+            ready.put(state["error"])  # the parent is waiting for "ready", not for results
+    finally:
+        results.put({"first": state["first"], "last": state["last"], "left": state["left"],
+                     "sent": sent_ids if mode == "e2e" else [], "n": len(sent_ids),
+                     "error": state.get("error")})
+        for c, _ in clients:
+            c.on_disconnect = None
+            c.disconnect()
 
 
 def _subscriber(port: int, user: str, password: str, total: int, ready, results) -> None:
@@ -252,11 +284,18 @@ def _run_phase(ctx, mode: str, port: int, devices: list[str], per: int, fixes: i
         p.start()
         workers.append(p)
     for _ in workers:
-        ready.get(timeout=300)
+        r = ready.get(timeout=300)
+        if isinstance(r, str):  # a load generator failed while connecting
+            for p in workers + ([sub] if sub else []):
+                p.terminate()
+            raise RuntimeError(f"{mode} phase: a load generator failed: {r}")
     go.set()
     parts = [results.get(timeout=900) for _ in workers]
     for p in workers:
         p.join(60)
+    errors = [p["error"] for p in parts if p.get("error")]
+    if errors:
+        raise RuntimeError(f"{mode} phase: a load generator failed: {errors[0]}")
     first = min(p["first"] for p in parts)
     out = {"left": sum(p["left"] for p in parts), "sent": [m for p in parts for m in p["sent"]],
            "n": sum(p["n"] for p in parts)}

@@ -272,3 +272,31 @@ def test_bench_console(bench, tmp_path):
                  r["batching_interval_ms"], (2, 1, 0))
     shot = tmp_path / "var" / "screenshots" / "console-bench.png"
     assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_bench_mqtt_load_generator_fails_fast():
+    """A handset the broker refuses fails the phase at once with the broker's reason, instead of
+    the run waiting out its timeouts (the load generator drives its clients itself, so nothing
+    reconnects behind its back)."""
+    import multiprocessing as mp
+    import shutil
+    import tempfile
+    import time
+
+    from server.bench import mqtt as bench_mqtt
+
+    require_binary("mosquitto")
+    require_binary("mosquitto_passwd")
+    root = Path(tempfile.mkdtemp(prefix="crewline-bench-test-"))  # the mosquitto user reaches it
+    root.chmod(0o755)
+    broker = bench_mqtt._broker(root / "mqtt", [])  # no handset has credentials
+    try:
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="connect refused: Not authorized"):
+            bench_mqtt._run_phase(mp.get_context("spawn"), "e2e", broker.bound_port,
+                                  ["hs-bench-0000"], 1, 1, 1, 1,
+                                  (broker.server_user, broker.server_password))
+        assert time.monotonic() - started < 30
+    finally:
+        broker.destroy()
+        shutil.rmtree(root, ignore_errors=True)
