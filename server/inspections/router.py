@@ -52,7 +52,7 @@ def _zone(tz: str | None, cfg: InspectionConfig) -> str:
     zone = tz or cfg.timezone
     try:
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a directory: OSError
         raise InvalidInput(f"unknown time zone {zone!r}", field="tz") from None
     return zone
 

@@ -240,7 +240,7 @@ def create_plan(session: Session, data: PlanIn, actor: Principal, now: datetime,
     zone = data.timezone or cfg.timezone
     try:
         ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Asia" is a directory: OSError
         raise InvalidInput(f"unknown time zone {zone!r} (use an IANA name such as "
                            "Asia/Shanghai)", field="timezone") from None
     if (data.crew_id is None) == (data.technician_id is None):
@@ -304,8 +304,12 @@ def set_plan_active(session: Session, plan_id: int, active: bool, now: datetime)
     handset that was sent one with a ``round_cancel`` in this transaction. A round already under
     way is finished and closed as usual. Only the transaction that closes a round tells the
     handsets, so deactivating twice queues nothing more."""
+    # FOR UPDATE conflicts with the FOR SHARE that generate_rounds holds on the plans it makes
+    # rounds of: a generation under way commits first and the withdrawal below sees its rounds
+    # (a new snapshot per statement), or it waits for us and skips the plan
     plan = session.scalars(select(InspectionPlan).where(InspectionPlan.id == plan_id)
-                           .with_for_update()).first()
+                           .with_for_update()
+                           .execution_options(populate_existing=True)).first()
     if plan is None:
         raise NotFound(f"plan {plan_id} does not exist", field="plan_id")
     plan.active = active
@@ -366,17 +370,42 @@ def generate_rounds(session: Session, now: datetime, *,
     later period's whose window opens within ``ahead`` of ``now`` (handsets carry tomorrow's
     round before they go offline). Returns the new rounds' ids. Safe to run concurrently and
     repeatedly: (plan_id, period_start) is unique and only the transaction whose INSERT wins adds
-    checkpoints and queues the downlink."""
-    created = []
+    checkpoints and queues the downlink.
+
+    Safe against a concurrent deactivation too: the plans that lack a round are locked
+    ``FOR SHARE`` — all of them, in id order, before any round, checkpoint or handset is
+    touched — and kept only if still active once locked. ``set_plan_active`` locks its plan
+    ``FOR UPDATE``, which conflicts: a deactivation that came first makes us wait and skip the
+    plan (READ COMMITTED re-checks ``active`` on the committed row); one that comes later waits
+    for this transaction and its withdrawal sees (and cancels) the rounds made here. Lock order:
+    plans, then devices (as the deactivation: plan, rounds, devices)."""
+    due: dict[int, list[schedule.Window]] = {}
     for plan in session.scalars(select(InspectionPlan).where(InspectionPlan.active)
                                 .order_by(InspectionPlan.id)):
-        for w in schedule.due_windows(plan.frequency, now, ahead, plan.window_start,
-                                      plan.window_end, plan.timezone, weekday=plan.weekday,
-                                      day_of_month=plan.day_of_month):
+        zone = ZoneInfo(plan.timezone)
+        due[plan.id] = [
+            w for w in schedule.due_windows(plan.frequency, now, ahead, plan.window_start,
+                                            plan.window_end, plan.timezone, weekday=plan.weekday,
+                                            day_of_month=plan.day_of_month)
             # not before the plan starts; no round whose window closed before the plan existed
-            if w.start.astimezone(ZoneInfo(plan.timezone)).date() < plan.starts_on \
-                    or w.end <= plan.created_at:
-                continue
+            if w.start.astimezone(zone).date() >= plan.starts_on and w.end > plan.created_at]
+    if due:  # the rounds already made (the usual case) need no lock
+        have = {(p, d) for p, d in session.execute(
+            select(InspectionRound.plan_id, InspectionRound.period_start)
+            .where(InspectionRound.plan_id.in_(list(due)),
+                   InspectionRound.period_start.in_({w.period_start for ws in due.values()
+                                                     for w in ws})))}
+        due = {p: todo for p, ws in due.items()
+               if (todo := [w for w in ws if (p, w.period_start) not in have])}
+    created = []
+    locked = session.scalars(
+        select(InspectionPlan).where(InspectionPlan.id.in_(list(due)), InspectionPlan.active)
+        .order_by(InspectionPlan.id).with_for_update(read=True)
+        .execution_options(populate_existing=True)).all() if due else []
+    for plan in locked:
+        if not plan.active:  # deactivated while we read (the WHERE already re-checks it)
+            continue
+        for w in due[plan.id]:
             round_id = _insert_round(session, plan, w, now)
             if round_id is not None:
                 created.append(round_id)
@@ -436,7 +465,7 @@ def round_message(session: Session, rnd: InspectionRound, plan: InspectionPlan) 
     return {"round_id": rnd.id, "plan_id": plan.id, "plan_name": plan.name,
             "period_start": rnd.period_start.isoformat(),
             "window_start": rnd.window_start.isoformat(), "window_end": rnd.window_end.isoformat(),
-            "sites": sites, "templates": templates}
+            "timezone": plan.timezone, "sites": sites, "templates": templates}
 
 
 def _message_size(body: dict[str, Any]) -> int:
@@ -450,7 +479,8 @@ def _check_message_size(session: Session, name: str, site_ids: list[int]) -> Non
     sites, templates = _round_sites(session, site_ids)
     probe = {"round_id": 2**62, "plan_id": 2**62, "plan_name": name,
              "period_start": "2026-01-01", "window_start": "2026-01-01T00:00:00+00:00",
-             "window_end": "2026-01-01T00:00:00+00:00", "sites": sites, "templates": templates}
+             "window_end": "2026-01-01T00:00:00+00:00", "timezone": "x" * 64, "sites": sites,
+             "templates": templates}
     size = _message_size(probe)
     if size > protocol.MAX_PAYLOAD - 1024:
         raise InvalidInput(f"a round of these sites is {size} bytes, more than one handset "

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -460,11 +461,14 @@ def test_gpsd_source_reads_a_gpsd_stream() -> None:
 # --- rounds: upcoming ones and withdrawn ones ------------------------------------------------------
 
 def round_body(round_id: int, seq: int, day: int, *, name: str = "泵站日巡 Pump round",
-               window=(7, 17), sites=(1, 2)) -> dict:
+               window=(7, 17), sites=(1, 2), timezone: str | None = None) -> dict:
+    """A ``round`` downlink; its window in UTC hours of 2026-01-``day``; without ``timezone``
+    it is what a server from before that field sends."""
     body = {"v": 1, "seq": seq, "round_id": round_id, "plan_id": 3, "plan_name": name,
             "period_start": f"2026-01-{day:02d}",
             "window_start": f"2026-01-{day:02d}T{window[0]:02d}:00:00+00:00",
             "window_end": f"2026-01-{day:02d}T{window[1]:02d}:00:00+00:00",
+            **({"timezone": timezone} if timezone is not None else {}),
             "sites": [{"site_id": s, "position": i, "name": f"Station {s} 站点", "kind": "site",
                        "address": None, "location": {"lon": HELSINKI[0], "lat": HELSINKI[1]},
                        "template_id": None} for i, s in enumerate(sites, start=1)],
@@ -480,7 +484,20 @@ def downlink(handset: Handset, kind: str, body: dict) -> None:
     handset.link._on_message(None, None, msg)
 
 
-def test_upcoming_rounds_come_after_todays_under_their_own_heading(clock) -> None:
+@pytest.fixture
+def device_zone(monkeypatch):
+    """Set the handset's own time zone (TZ, which ``datetime.astimezone()`` follows)."""
+    def set_zone(name: str) -> None:
+        monkeypatch.setenv("TZ", name)
+        time.tzset()
+
+    yield set_zone
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_upcoming_rounds_come_after_todays_under_their_own_heading(clock, device_zone) -> None:
+    device_zone("UTC")  # messages without a zone: shown in the device's, no zone written
     clock.t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
     rounds = [round_body(12, 3, 7), round_body(11, 2, 6), round_body(9, 1, 4, name="Yesterday"),
               round_body(10, 4, 5, window=(7, 17), sites=(1, 2, 3)),
@@ -492,15 +509,14 @@ def test_upcoming_rounds_come_after_todays_under_their_own_heading(clock) -> Non
     assert not any(r.upcoming for r in view.current) and all(r.upcoming for r in view.upcoming)
     assert view.upcoming_title == "Upcoming" and view.empty == ""
     today = view.current[1]
-    assert today.caption == "01-05 07:00 – 01-05 17:00 UTC · 1/3 sites"
+    assert today.caption == "01-05 07:00 – 01-05 17:00 · 1/3 sites"
     assert [s.text for s in today.sites] == ["1. Station 1 站点", "✓ 2. Station 2 站点",
                                              "3. Station 3 站点"]
     assert [s.ident for s in today.sites] == [f"round.10.site.{i}" for i in (1, 2, 3)]
-    assert view.upcoming[0].caption.startswith("Opens 01-06 07:00 UTC · ")
+    assert view.upcoming[0].caption.startswith("Opens 01-06 07:00 · ")
     zh = rounds_vm.rounds_view(rounds, set(), clock.t, "zh-CN")
     assert zh.upcoming_title == "即将开始"
-    assert zh.upcoming[0].caption == "01-06 07:00 UTC 开始 · 01-06 07:00 – 01-06 17:00 UTC · " \
-                                     "0/2 个站点"
+    assert zh.upcoming[0].caption == "01-06 07:00 开始 · 01-06 07:00 – 01-06 17:00 · 0/2 个站点"
     # the moment its window opens, a round is today's
     clock.t = datetime(2026, 1, 6, 7, 0, tzinfo=UTC)
     assert [r.round_id for r in rounds_vm.rounds_view(rounds, set(), clock.t, "en").upcoming] \
@@ -509,12 +525,59 @@ def test_upcoming_rounds_come_after_todays_under_their_own_heading(clock) -> Non
     assert nothing.current == nothing.upcoming == [] and nothing.empty == tr("rounds.empty", "zh-CN")
 
 
+def test_round_times_are_shown_in_the_plans_zone_else_the_devices(clock, device_zone) -> None:
+    clock.t = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    # 08:00–12:00 in Shanghai is 00:00–04:00 UTC
+    shanghai = round_body(11, 1, 6, window=(0, 4), timezone="Asia/Shanghai")
+    device_zone("Asia/Shanghai")  # the usual case: plan and handset in Shanghai, no zone written
+    en = rounds_vm.rounds_view([shanghai], set(), clock.t, "en").upcoming[0].caption
+    zh = rounds_vm.rounds_view([shanghai], set(), clock.t, "zh-CN").upcoming[0].caption
+    assert en == "Opens 01-06 08:00 · 01-06 08:00 – 01-06 12:00 · 0/2 sites"
+    assert zh == "01-06 08:00 开始 · 01-06 08:00 – 01-06 12:00 · 0/2 个站点"
+    # a message from an older server (no zone): the device's zone, the same here
+    old = {k: v for k, v in shanghai.items() if k != "timezone"}
+    assert rounds_vm.rounds_view([old], set(), clock.t, "zh-CN").upcoming[0].caption == zh
+    # a zone this device does not know: its own zone
+    mars = {**shanghai, "timezone": "Mars/Olympus_Mons"}
+    protocol.validate("down", "round", mars)
+    assert rounds_vm.rounds_view([mars], set(), clock.t, "zh-CN").upcoming[0].caption == zh
+    # a handset set to another zone still shows the plan's local times, and says which zone
+    device_zone("UTC")
+    assert rounds_vm.rounds_view([shanghai], set(), clock.t, "en").upcoming[0].caption == \
+        "Opens 01-06 08:00 CST · 01-06 08:00 – 01-06 12:00 CST · 0/2 sites"
+    assert rounds_vm.rounds_view([old], set(), clock.t, "en").upcoming[0].caption == \
+        "Opens 01-06 00:00 · 01-06 00:00 – 01-06 04:00 · 0/2 sites"
+    # a night window crosses local midnight (14:00–22:00 UTC is 22:00–06:00 in Shanghai)
+    device_zone("Asia/Shanghai")
+    night = round_body(12, 2, 5, window=(14, 22), timezone="Asia/Shanghai")
+    assert rounds_vm.rounds_view([night], set(), clock.t, "en").upcoming[0].caption == \
+        "Opens 01-05 22:00 · 01-05 22:00 – 01-06 06:00 · 0/2 sites"
+    # a DST change inside the window names both zones (Helsinki, 2026-03-29 01:00–05:00 local)
+    device_zone("UTC")
+    dst = {**shanghai, "timezone": "Europe/Helsinki", "window_start": "2026-03-28T23:00:00Z",
+           "window_end": "2026-03-29T02:00:00Z"}
+    assert rounds_vm.rounds_view([dst], set(), clock.t, "en").upcoming[0].caption == \
+        "Opens 03-29 01:00 EET · 03-29 01:00 EET – 03-29 05:00 EEST · 0/2 sites"
+
+
+def test_the_round_zone_is_optional_and_an_iana_name() -> None:
+    props = protocol.schema("down", "round")["properties"]
+    assert "timezone" in props and "timezone" not in protocol.schema("down", "round")["required"]
+    protocol.validate("down", "round", round_body(1, 1, 5))  # as older servers send it
+    for zone in ("Asia/Shanghai", "UTC", "America/Argentina/Buenos_Aires", "Etc/GMT-8",
+                 "America/Port-au-Prince"):
+        protocol.validate("down", "round", round_body(1, 1, 5, timezone=zone))
+    for bad in ("", "../../etc/passwd", "/etc/localtime", "Asia/Shanghai ", "上海", "x" * 65, 8):
+        with pytest.raises(protocol.ProtocolError):
+            protocol.validate("down", "round", round_body(1, 1, 5) | {"timezone": bad})
+
+
 def test_the_new_round_texts_exist_in_both_languages() -> None:
     for key in ("rounds.upcoming", "rounds.opens", "notice.round_withdrawn",
                 "round_cancel.plan_deactivated"):
         en, zh = TEXTS[key]
         assert en and zh and en != zh, key
-    assert tr("rounds.opens", "zh-CN", time="01-06 07:00 UTC") == "01-06 07:00 UTC 开始"
+    assert tr("rounds.opens", "zh-CN", time="01-06 07:00") == "01-06 07:00 开始"
     # every reason the server may send has a text
     reasons = protocol.schema("down", "round_cancel")["properties"]["reason"]["enum"]
     for lang in LANGUAGES:

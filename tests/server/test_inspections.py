@@ -129,6 +129,7 @@ def test_plan_validation_errors(api, world, pump):
         ({"site_ids": [pump["id"], 9999]}, 422, "site_ids"),
         ({"technician_id": api.user_ids["dispatcher"]}, 422, "technician_id"),
         ({"timezone": "Mars/Olympus"}, 422, "timezone"),
+        ({"timezone": "Asia"}, 422, "timezone"),  # a directory of the zone database
         ({"window_end": "08:00"}, 422, "window_end"),
         ({"frequency": "weekly"}, 422, "weekday"),
         ({"day_of_month": 3}, 422, "day_of_month"),

@@ -104,6 +104,7 @@ def test_one_round_per_plan_and_period_delivered_to_the_technicians_handsets(
     (device_id, seq, payload), = downlinks(engine)
     assert (device_id, seq) == (dev, 1)
     protocol.validate("down", "round", payload)
+    assert payload["timezone"] == "UTC"  # the plan's
     assert [s["site_id"] for s in payload["sites"]] == [s["id"] for s in sites]
     assert payload["plan_id"] == plan["id"] and payload["templates"][0]["version"] == 1
     assert payload["sites"][0]["template_id"] == payload["templates"][0]["id"]
@@ -118,6 +119,33 @@ def test_one_round_per_plan_and_period_delivered_to_the_technicians_handsets(
     assert r.status_code == 200 and r.json()["active"] is False, r.text
     clock.advance(days=1)
     assert generate(engine, clock.now()) == []
+
+
+def test_the_round_downlink_names_the_plans_zone_for_the_handset(engine, api, world, sites,
+                                                                  clock, monkeypatch):
+    """The window travels in UTC and the plan's IANA zone with it: a Shanghai handset shows
+    the local times the plan was written in."""
+    from mobile_app.viewmodels import rounds as rounds_vm
+
+    add_device(engine, "hs-zone", api.user_ids["technician"], clock)
+    # 2026-01-05 08:00 UTC is 16:00 in Shanghai: today's 14:00–20:00 window is open
+    world.plan([s["id"] for s in sites], window=("14:00", "20:00"), timezone="Asia/Shanghai")
+    assert len(generate(engine, clock.now())) == 1
+    (_, _, payload), = downlinks(engine)
+    protocol.validate("down", "round", payload)
+    assert payload["timezone"] == "Asia/Shanghai"
+    assert [datetime.fromisoformat(payload[k]) for k in ("window_start", "window_end")] == [
+        datetime(2026, 1, 5, 6, 0, tzinfo=UTC), datetime(2026, 1, 5, 12, 0, tzinfo=UTC)]
+    try:
+        for device_zone in ("Asia/Shanghai", "UTC"):  # on the handset: the plan's local times
+            monkeypatch.setenv("TZ", device_zone)
+            time.tzset()
+            (row,) = rounds_vm.rounds_view([payload], set(), clock.now(), "zh-CN").current
+            assert row.caption == ("01-05 14:00 – 01-05 20:00" +
+                                   (" CST" if device_zone == "UTC" else "") + " · 0/3 个站点")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_no_round_before_the_plan_starts_or_for_a_window_already_closed(engine, world, sites,
