@@ -102,16 +102,19 @@ def test_bench_intake(bench):
               "--floor-tickets", "1")
     assert_keys(r, "benchmark", "seconds", "clients", "server_workers", "tickets_created",
                 "requests", "non_2xx", "socket_errors", "api_tickets_per_s", "api_p50_ms",
-                "api_p99_ms", "floor_raw_insert_tickets_per_s", "ratio", "target_tickets_per_s",
+                "api_p99_ms", "floor_raw_insert_tickets_per_s", "ratio",
+                "floor_one_statement_tickets_per_s", "ratio_one_statement", "target_tickets_per_s",
                 "target_ratio", "meets_target", "load_generator")
     assert (r["benchmark"], r["clients"], r["server_workers"]) == ("intake", 1, 1)
     assert r["non_2xx"] == 0 and r["socket_errors"] == 0
     # every answered request was committed; a few more may have been in flight at the end
     assert r["tickets_created"] >= r["requests"] > 0
     assert_positive(r, "seconds", "api_tickets_per_s", "api_p50_ms", "api_p99_ms",
-                    "floor_raw_insert_tickets_per_s")
+                    "floor_raw_insert_tickets_per_s", "floor_one_statement_tickets_per_s")
     assert_ratio(r["ratio"], r["api_tickets_per_s"], r["floor_raw_insert_tickets_per_s"],
                  (3, 1, 1))
+    assert_ratio(r["ratio_one_statement"], r["api_tickets_per_s"],
+                 r["floor_one_statement_tickets_per_s"], (3, 1, 1))
     assert isinstance(r["meets_target"], bool)
 
 
