@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     duplicate_window_hours: float = Field(24.0, gt=0, le=24 * 30)
     sla_warning_fraction: float = Field(0.8, gt=0, lt=1)
     # ticket ids each server process takes from the sequence at a time (1: no caching); numbers
-    # stay unique but are not in creation order across processes (docs/tickets.md)
+    # stay unique but are not in creation order across processes (docs/architecture.md, Data)
     ticket_id_block: int = Field(32, ge=1, le=10_000)
     sla_sweep_cron: str = "*/10 * * * * *"
     # dispatch (docs/dispatch.md)

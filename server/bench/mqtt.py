@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import queue
 import shutil
 import subprocess
 import sys

@@ -3,8 +3,7 @@
 The bridge stores a deferred event in ``device_messages`` with ``applied_at`` NULL and acks it at
 once ("stored"); this module applies the stored events shortly after, exactly once:
 
-* one round reads a page of pending rows in id order and groups them by (device, kind), with
-  the devices' technicians in the same read;
+* one round reads a page of pending rows in id order and groups them by (device, kind);
 * each group is applied in its own transaction that first re-selects its rows ``FOR UPDATE SKIP
   LOCKED … AND applied_at IS NULL`` (so several bridges' appliers never apply a row twice, and a
   row applied meanwhile is skipped), calls the handler once with the merged message when the kind
@@ -38,17 +37,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from server.auth.service import Principal
 from server.core.errors import CrewlineError
 from server.devices.handlers import HandlerContext, Spec
-from server.models import Device, Role, User
+from server.models import Device, Role
 
 log = structlog.get_logger()
 
 _PENDING = text("SELECT id, device_id, kind FROM device_messages WHERE applied_at IS NULL "
                 "ORDER BY id LIMIT :limit")
-# the technician each device acts for (the handlers' actor), read once per round
-_ACTORS = text("SELECT d.id AS device_id, u.id, u.username, u.role FROM devices d "
-               "JOIN users u ON u.id = d.user_id WHERE d.id = ANY(:ids)")
-_CLAIM = text("SELECT id, payload FROM device_messages WHERE id = ANY(:ids) AND applied_at IS NULL "
-              "ORDER BY id FOR UPDATE SKIP LOCKED")
+# the group's rows and, in the same read, the technician its device acts for now
+_CLAIM = text("SELECT m.id, m.payload, u.id AS user_id, u.username, u.role "
+              "FROM device_messages m JOIN devices d ON d.id = m.device_id "
+              "JOIN users u ON u.id = d.user_id "
+              "WHERE m.id = ANY(:ids) AND m.applied_at IS NULL "
+              "ORDER BY m.id FOR UPDATE OF m SKIP LOCKED")
 
 
 def apply_round(make_session: sessionmaker, handlers: dict[str, Spec], ctx: HandlerContext,
@@ -57,10 +57,8 @@ def apply_round(make_session: sessionmaker, handlers: dict[str, Spec], ctx: Hand
     rejected). Groups that failed otherwise stay pending."""
     with make_session() as session:
         pending = session.execute(_PENDING, {"limit": limit}).all()
-        if not pending:
-            return 0
-        actors = {r.device_id: Principal(id=r.id, username=r.username, role=Role(r.role))
-                  for r in session.execute(_ACTORS, {"ids": sorted({p.device_id for p in pending})})}
+    if not pending:
+        return 0
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for row_id, device_id, kind in pending:
         groups[(device_id, kind)].append(row_id)
@@ -70,8 +68,7 @@ def apply_round(make_session: sessionmaker, handlers: dict[str, Spec], ctx: Hand
     for (device_id, kind), ids in order[start:] + order[:start]:
         try:
             with make_session() as session:
-                done += _apply_group(session, handlers, ctx, device_id, kind, ids, now,
-                                     actors.get(device_id))
+                done += _apply_group(session, handlers, ctx, device_id, kind, ids, now)
                 session.commit()
         except Exception:
             log.warning("mqtt.apply_failed", device_id=device_id, kind=kind, n=len(ids),
@@ -80,8 +77,7 @@ def apply_round(make_session: sessionmaker, handlers: dict[str, Spec], ctx: Hand
 
 
 def _apply_group(session: Session, handlers: dict[str, Spec], ctx: HandlerContext,
-                 device_id: str, kind: str, ids: list[int], now: datetime,
-                 actor: Principal | None = None) -> int:
+                 device_id: str, kind: str, ids: list[int], now: datetime) -> int:
     rows = session.execute(_CLAIM, {"ids": ids}).all()
     if not rows:
         return 0
@@ -92,9 +88,7 @@ def _apply_group(session: Session, handlers: dict[str, Spec], ctx: HandlerContex
         results = {r.id: ("rejected", err) for r in rows}
     else:
         device = session.get(Device, device_id)
-        if actor is None:
-            user = session.get(User, device.user_id)
-            actor = Principal(id=user.id, username=user.username, role=Role(user.role))
+        actor = Principal(id=rows[0].user_id, username=rows[0].username, role=Role(rows[0].role))
         merged = False
         if spec.merge is not None and len(rows) > 1:
             sp = session.begin_nested()

@@ -446,12 +446,13 @@ def auto_assign(session: Session, ticket_id: int, now: datetime, cfg: DispatchCo
     return None
 
 
+# oldest first: by creation time (ticket ids are not in creation order, server/tickets/ids.py)
 _AUTO_DUE = text("""
 SELECT t.id FROM tickets t
 WHERE t.status = 'new' AND t.location IS NOT NULL AND t.created_at >= :since
   AND (t.category || '/' || t.priority) = ANY(:rules)
   AND NOT EXISTS (SELECT 1 FROM dispatch_assignments a WHERE a.ticket_id = t.id)
-ORDER BY t.id LIMIT :limit
+ORDER BY t.created_at, t.id LIMIT :limit
 """)
 
 
@@ -565,7 +566,7 @@ def tickets_geojson(session: Session, bbox: tuple[float, float, float, float] | 
         f"SELECT t.id, t.category, t.priority, t.status, t.address, ST_X(t.location) AS lon, "
         f"ST_Y(t.location) AS lat, a.crew_id, a.current_eta_s FROM tickets t "
         f"LEFT JOIN dispatch_assignments a ON a.ticket_id = t.id AND a.ended_at IS NULL "
-        f"WHERE {where} ORDER BY t.id LIMIT 5000"), params).mappings()
+        f"WHERE {where} ORDER BY t.created_at, t.id LIMIT 5000"), params).mappings()
     return {"type": "FeatureCollection", "features": [{
         "type": "Feature", "id": r["id"],
         "geometry": {"type": "Point", "coordinates": [round(r["lon"], 7), round(r["lat"], 7)]},

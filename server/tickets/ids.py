@@ -26,9 +26,10 @@ FROM (SELECT nextval('tickets_id_seq') AS id FROM generate_series(1, CAST(:n AS 
 
 
 class TicketIds:
-    """Free ticket ids of this process. Safe for coroutines (nothing is held across a step) and
-    for threads (the sync intake runs in the thread pool): two takers that find it empty both
-    fetch a block, and the ids of both are used."""
+    """Free ticket ids of this process (the HTTP intake's, one per app). Safe for coroutines
+    (nothing is held across a step) and for threads: two takers that find it empty both fetch a
+    block, and the ids of both are used. Other writers (``tickets.service.create``) take
+    ``TicketIds(1)``: one ``nextval`` per ticket."""
 
     def __init__(self, block: int = 32) -> None:
         if block < 1:

@@ -444,8 +444,11 @@ def list_tickets(session: Session, *, status: list[Status] | None = None,
     if customer_id:
         q = q.where(Ticket.customer_id == customer_id)
     if before_id:
-        anchor = select(Ticket.created_at).where(Ticket.id == before_id).scalar_subquery()
-        q = q.where(tuple_(Ticket.created_at, Ticket.id) < tuple_(anchor, literal(before_id)))
+        anchor = session.scalar(select(Ticket.created_at).where(Ticket.id == before_id))
+        if anchor is None:
+            raise NotFound(f"ticket {before_id} not found: before_id pages on from a listed "
+                           "ticket", field="before_id")
+        q = q.where(tuple_(Ticket.created_at, Ticket.id) < tuple_(literal(anchor), literal(before_id)))
     return list(session.scalars(q))
 
 

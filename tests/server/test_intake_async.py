@@ -365,6 +365,9 @@ def test_ids_come_in_blocks_a_restart_leaves_gaps_never_collisions(app, api, eng
     page = [t["id"] for t in api.get("agent", f"/api/v1/tickets?before_id={synced.id}&limit=2"
                                      ).json()]
     assert page == [other, two]
+    # paging on from a ticket that does not exist says so (the page is not silently empty)
+    r = api.get("agent", "/api/v1/tickets?before_id=9999")
+    assert r.status_code == 404 and r.json()["error"]["field"] == "before_id"
 
 
 def test_the_allocator_is_safe_for_threads_and_coroutines(engine, settings):
