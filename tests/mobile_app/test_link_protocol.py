@@ -149,3 +149,36 @@ def test_the_protocol_imports_neither_server_nor_kivy() -> None:
             "bad = [m for m in sys.modules if m.split('.')[0] in ('server', 'kivy', 'sqlalchemy')]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _positions(**fix) -> dict:
+    now = datetime.now(UTC)
+    base = {"lon": 24.9, "lat": 60.17, "at": now.isoformat(), "accuracy_m": 5.0}
+    return protocol.uplink("positions", now, fixes=[{**base, **fix}])
+
+
+@pytest.mark.parametrize("message", [
+    _positions(),
+    _positions(at="٢٠٢٦-11-27T10:00:00Z"),  # Arabic-Indic digits: Python's \d takes them
+    _positions(at="2026-11-27T10:00:00Z\n"),  # Python's $ matches before a final newline
+    _positions(lon=float("nan")),  # json.loads reads NaN; minimum/maximum let it through
+    _positions(lon=True), _positions(lat=float("inf")), _positions(lon=10**30),
+    _positions(accuracy_m=None), _positions(extra=1),
+    {**_positions(), "v": True}, {**_positions(), "v": 1.0}, {**_positions(), "msg_id": "１" * 36},
+], ids=lambda m: json.dumps(m, ensure_ascii=False, default=str)[-60:])
+def test_the_fast_validator_never_accepts_what_the_reference_refuses(message) -> None:
+    """The bridge's accept path (jsonschema-rs) is only a shortcut: a message it accepts must be
+    valid for the reference validator (jsonschema), which judges everything it refuses."""
+    fast = protocol._fast_validator("up", "positions")
+    assert fast is not None  # installed with the server (pyproject)
+    reference_ok = not list(protocol._validator("up", "positions").iter_errors(message))
+    try:
+        fast_ok = fast(message)
+    except Exception:  # a value it cannot take: the reference decides
+        fast_ok = False
+    assert not fast_ok or reference_ok
+    if reference_ok:
+        protocol.validate("up", "positions", message)  # accepted, whichever path decided
+    else:
+        with pytest.raises(ProtocolError):
+            protocol.validate("up", "positions", message)
