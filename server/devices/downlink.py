@@ -23,12 +23,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from mobile_app.link import protocol
 from server.core.errors import Conflict, InvalidInput, NotFound
 from server.models import DeviceDownlink
+
+log = structlog.get_logger()
 
 CHANNEL = "crewline_downlink"
 
@@ -130,25 +133,52 @@ def mark_published(session: Session, confirmed: list[tuple[int, int]], now: date
     ).rowcount
 
 
+_REQUEUE = text("""
+WITH q AS (
+    UPDATE device_downlink SET published_at = NULL, generation = generation + 1
+    WHERE device_id = :d AND seq > :s RETURNING seq
+)
+SELECT count(*), min(seq) FROM q
+""")
+
+
 def record_ack(session: Session, device_id: str, seq: int, resync: bool,
                now: datetime) -> int:
     """The handset handled every seq up to ``seq``; with ``resync`` it asks for everything after
     it again (it saw a gap, or its broker session was lost). Returns how many rows are queued
-    for republication. A seq above what was ever allocated is refused."""
-    top = session.scalar(text("SELECT downlink_seq FROM devices WHERE id = :d"), {"d": device_id})
-    if top is None:
+    for republication. A seq above what was ever allocated is refused.
+
+    A resync from a seq whose following rows retention already pruned (a handset that lost its
+    link state and asks from 0) can never be satisfied: what is stored is republished anyway, and
+    the device is flagged ``resync_stuck_at``/``resync_stuck_seq`` (one warning per transition,
+    not per retry) until an ack without such a hole (docs/operations.md "Handset data
+    retention")."""
+    row = session.execute(text("SELECT downlink_seq, resync_stuck_at FROM devices WHERE id = :d"),
+                          {"d": device_id}).first()
+    if row is None:
         raise NotFound(f"no device {device_id!r}", field="device_id")
+    top, stuck_at = row
     if seq > top:
         raise InvalidInput(f"seq {seq} was never sent (highest is {top})", field="seq",
                            code="seq_ahead")
     session.execute(text("UPDATE devices SET acked_seq = GREATEST(acked_seq, :s), acked_at = :now "
                          "WHERE id = :d"), {"s": seq, "now": now, "d": device_id})
-    if not resync:
-        return 0
-    n = session.execute(text("UPDATE device_downlink SET published_at = NULL, "
-                             "generation = generation + 1 WHERE device_id = :d AND seq > :s"),
-                        {"d": device_id, "s": seq}).rowcount
-    if n:
-        session.execute(text("SELECT pg_notify(:channel, :device)"),
-                        {"channel": CHANNEL, "device": device_id})
+    n, hole = 0, False
+    if resync:
+        n, first = session.execute(_REQUEUE, {"d": device_id, "s": seq}).one()
+        # seqs seq+1..top were all allocated; the handset can only proceed if seq+1 is stored
+        hole = first > seq + 1 if first is not None else top > seq
+        if n:
+            session.execute(text("SELECT pg_notify(:channel, :device)"),
+                            {"channel": CHANNEL, "device": device_id})
+        if hole and session.execute(text(
+                "UPDATE devices SET resync_stuck_at = :now, resync_stuck_seq = :s "
+                "WHERE id = :d AND resync_stuck_at IS NULL"),
+                {"now": now, "s": seq, "d": device_id}).rowcount:
+            log.warning("devices.resync_stuck", device_id=device_id, asked_seq=seq,
+                        first_stored_seq=first, downlink_seq=top)
+    if not hole and stuck_at is not None and session.execute(text(
+            "UPDATE devices SET resync_stuck_at = NULL, resync_stuck_seq = NULL "
+            "WHERE id = :d AND resync_stuck_at IS NOT NULL"), {"d": device_id}).rowcount:
+        log.info("devices.resync_recovered", device_id=device_id, acked_seq=seq)
     return n

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +22,12 @@ class DeviceOut(BaseModel):
     revoked_at: datetime | None
     presence: str | None
     presence_at: datetime | None
+    link_state: Literal["ok", "needs_repair"] = Field(
+        "ok", description="needs_repair: the handset asks again and again for downlink "
+                          "messages already pruned (it lost its local link state); pair it "
+                          "again (docs/operations.md \"Handset data retention\")")
+    needs_repair_since: datetime | None = Field(
+        None, description="when the server first saw that resync (null when link_state is ok)")
 
 
 class TechnicianDevices(BaseModel):

@@ -36,7 +36,9 @@ def new_device_id() -> str:
 def out(d: Device) -> DeviceOut:
     return DeviceOut(id=d.id, user_id=d.user_id, name=d.name, created_at=d.created_at,
                      created_by=d.created_by, revoked_at=d.revoked_at, presence=d.presence,
-                     presence_at=d.presence_at)
+                     presence_at=d.presence_at,
+                     link_state="ok" if d.resync_stuck_at is None else "needs_repair",
+                     needs_repair_since=d.resync_stuck_at)
 
 
 def register(session: Session, data: DeviceIn, actor: Principal, now: datetime,

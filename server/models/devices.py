@@ -35,6 +35,8 @@ class Device(Base):
     __tablename__ = "devices"
     __table_args__ = (
         CheckConstraint("presence IS NULL OR presence IN ('online','offline')", name="presence"),
+        CheckConstraint("(resync_stuck_at IS NULL) = (resync_stuck_seq IS NULL)",
+                        name="resync_stuck"),
         Index("ix_devices_user_id", "user_id"),
     )
 
@@ -53,6 +55,11 @@ class Device(Base):
     downlink_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     acked_seq: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # set when a resync asked from a seq whose following rows retention already pruned: the
+    # handset lost its link state and can never catch up (it must be paired again); cleared by
+    # the next ack without such a hole (downlink.record_ack). The seq is the one it asked from.
+    resync_stuck_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    resync_stuck_seq: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class DeviceMessage(Base):

@@ -1,6 +1,7 @@
 """The console's Devices page in headless Chromium against a real `crewline serve`: a dispatcher
 pairs a technician's handset with the one-time code and QR code shown on the page, the handset
-redeems it over HTTP as the app does, the page sees the new handset (and its presence), and the
+redeems it over HTTP as the app does, the page sees the new handset (its presence, and a
+"re-pair needed" badge when its resync can no longer be satisfied), and the
 dispatcher revokes it after a confirmation; an abandoned code is voided; roles enforced; both
 languages, screenshots under var/screenshots/."""
 
@@ -127,6 +128,18 @@ def test_pair_a_handset_from_the_page_then_revoke_it(live_server, new_page, desk
     engine.dispose()
     page.click("#dev-refresh")
     expect(row.locator(".presence-online")).to_contain_text("在线，自")
+    expect(row.locator(".needs-repair")).to_have_count(0)
+    # a resync the server can never satisfy (downlink pruned), as downlink.record_ack flags it
+    engine = create_engine(pg_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE devices SET resync_stuck_at = now(), resync_stuck_seq = 0 "
+                          "WHERE id = :id"), {"id": device_id})
+    engine.dispose()
+    assert device(live_server, device_id)["link_state"] == "needs_repair"
+    page.click("#dev-refresh")
+    badge = row.locator(".needs-repair")
+    expect(badge).to_have_text("需要重新配对")
+    expect(badge).to_have_attribute("title", re.compile("丢失了本地链路状态.*请重新配对"))
 
     # revoke: Escape and Cancel leave it alone; Revoke revokes it
     revoke = row.get_by_role("button", name=f"吊销 {tech['full_name'] or tech['username']} 的 Van 7 phone")
@@ -144,6 +157,8 @@ def test_pair_a_handset_from_the_page_then_revoke_it(live_server, new_page, desk
     expect(dialog).to_be_hidden()
     assert device(live_server, device_id)["revoked_at"] is None
     page.keyboard.press("Alt+KeyG")
+    expect(badge).to_have_text("Re-pair needed")
+    expect(badge).to_have_attribute("title", re.compile("lost its local link state.*Pair it again"))
     revoke = row.get_by_role("button", name=re.compile("^Revoke .*Van 7 phone"))
     revoke.click()
     expect(page.locator("#revoke-text")).to_contain_text('Revoke "Van 7 phone"')

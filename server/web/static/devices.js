@@ -43,13 +43,21 @@ function presence(d) {
     t(d.presence === "online" ? "dev.online" : "dev.offline", { time: dateTime(d.presence_at) }));
 }
 
+// the server saw a resync it can never satisfy (downlink already pruned): only a new pairing helps
+function repair(d) {
+  if (d.link_state !== "needs_repair") return null;
+  const tip = t("dev.needsRepair.tip", { time: dateTime(d.needs_repair_since) });
+  return h("span", { class: "badge needs-repair", title: tip, "aria-label": `${t("dev.needsRepair")}: ${tip}` },
+    t("dev.needsRepair"));
+}
+
 function deviceRow(tech, d) {
   const fresh = state.pairing?.device_id === d.id;
   return h("tr", { class: `device${d.revoked_at ? " revoked" : ""}${fresh ? " fresh" : ""}`,
     dataset: { device: d.id } },
   h("td", {}, d.name),
   h("td", {}, h("code", {}, d.id)),
-  h("td", {}, d.revoked_at ? "" : presence(d)),
+  h("td", {}, d.revoked_at ? "" : [presence(d), " ", repair(d)]),
   h("td", {}, dateTime(d.created_at)),
   h("td", {}, d.revoked_at ? dateTime(d.revoked_at) : ""),
   h("td", { class: "actions" }, d.revoked_at ? "" : h("button", {
