@@ -151,8 +151,8 @@ def record_ack(session: Session, device_id: str, seq: int, resync: bool,
     A resync from a seq whose following rows retention already pruned (a handset that lost its
     link state and asks from 0) can never be satisfied: what is stored is republished anyway, and
     the device is flagged ``resync_stuck_at``/``resync_stuck_seq`` (one warning per transition,
-    not per retry) until an ack without such a hole (docs/operations.md "Handset data
-    retention")."""
+    not per retry) until an ack without such a hole (docs/operations.md "Handset link:
+    retention and dead letters")."""
     row = session.execute(text("SELECT downlink_seq, resync_stuck_at FROM devices WHERE id = :d"),
                           {"d": device_id}).first()
     if row is None:

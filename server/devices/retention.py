@@ -6,7 +6,7 @@ Run hourly by the worker (server/devices/tasks.py, ``CREWLINE_DEVICE_RETENTION_C
 locks for long or competes with the bridge for more than a chunk's rows. Running it twice, or on
 two workers at once, is harmless: it only deletes rows the rules below allow.
 
-The rules (docs/operations.md "Handset data retention"):
+The rules (docs/operations.md "Handset link: retention and dead letters"):
 
 * **Uplink** (``device_messages``). The row is the exactly-once key: a redelivered msg_id finds it
   and is only acked again. A handset keeps an event in its outbox — and resends it on every

@@ -25,7 +25,7 @@ class DeviceOut(BaseModel):
     link_state: Literal["ok", "needs_repair"] = Field(
         "ok", description="needs_repair: the handset asks again and again for downlink "
                           "messages already pruned (it lost its local link state); pair it "
-                          "again (docs/operations.md \"Handset data retention\")")
+                          "again (docs/operations.md \"Handset link: retention and dead letters\")")
     needs_repair_since: datetime | None = Field(
         None, description="when the server first saw that resync (null when link_state is ok)")
 
