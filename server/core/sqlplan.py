@@ -25,6 +25,7 @@ may catch it and go on, e.g. retry with fresh data), the runner having undone on
 from __future__ import annotations
 
 from collections.abc import Generator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -90,16 +91,14 @@ def run(session: Session, plan: Plan[T]) -> T:
         except StopIteration as done:
             return done.value
         row = error = None
-        if not step.recover:
-            result = session.execute(step.statement, step.params)
-            row = result.first() if step.fetch else None  # raises for a statement without rows
-            continue
         try:
-            with session.begin_nested():
+            with session.begin_nested() if step.recover else nullcontext():
                 result = session.execute(step.statement, step.params)
-                row = result.first() if step.fetch else None
-        except Exception as e:  # the plan decides
-            error = e
+                row = result.first() if step.fetch else None  # raises for a statement without rows
+        except Exception as e:
+            if not step.recover:
+                raise
+            error = e  # undone by its savepoint: the plan decides
 
 
 async def run_async(conn, plan: Plan[T]) -> T:
@@ -128,18 +127,15 @@ async def run_async(conn, plan: Plan[T]) -> T:
             plan.close()
             raise ProgrammingError("a plan run in autocommit has more than one writing step; "
                                    "run it in a transaction")
-        sql = psycopg_sql(step.statement)
+        # in a transaction a recover step gets a savepoint, so that only it is undone
+        savepoint = conn.transaction() if step.recover and not autocommit else nullcontext()
         try:
-            if step.recover and not autocommit:
-                async with conn.transaction():  # a savepoint: only this step is undone
-                    cur = await conn.execute(sql, step.params)
-                    row = await cur.fetchone() if step.fetch else None
-            else:
-                cur = await conn.execute(sql, step.params)
+            async with savepoint:
+                cur = await conn.execute(psycopg_sql(step.statement), step.params)
                 row = await cur.fetchone() if step.fetch else None
-        except Exception as e:  # the plan decides
+        except Exception as e:
             if not step.recover:
                 raise
-            error = e
+            error = e  # the plan decides
             continue
         wrote = wrote or step.writes
